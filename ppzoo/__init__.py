@@ -1,0 +1,16 @@
+"""ppzoo: a PaddlePaddle model zoo for lightweight CNNs."""
+import warnings
+
+# paddle.utils.cpp_extension warns about ccache on import; it concerns C++ extension builds only
+warnings.filterwarnings("ignore", message=".*ccache.*", category=UserWarning)
+try:
+    import paddle  # noqa: F401
+except ImportError as e:  # paddlepaddle is an extra so that CPU and GPU builds never collide
+    raise ImportError("ppzoo needs PaddlePaddle 3.x: pip install 'ppzoo[cpu]' (or 'ppzoo[gpu]' on a CUDA "
+                      "machine, never both)") from e
+
+from . import layers, models  # noqa: F401  (importing models registers them)
+from .registry import ModelInfo, create_model, list_models, model_info, register_model
+
+__version__ = "0.1.0"
+__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model", "__version__"]

@@ -1,0 +1,4 @@
+"""Counting what a model costs: parameters, multiply-adds (and more, see ``profile``)."""
+from .profile import LayerStats, ModelStats, count_madds, count_params, profile_model
+
+__all__ = ["LayerStats", "ModelStats", "count_madds", "count_params", "profile_model"]

@@ -1,0 +1,13 @@
+"""Building blocks reused by every model in the zoo."""
+from .channel_shuffle import ChannelShuffle, channel_shuffle
+from .conv_norm_act import ConvNormAct
+from .depthwise_separable import DepthwiseSeparableConv
+from .helpers import divisors, make_divisible, resolve_groups
+from .inverted_residual import InvertedResidual
+from .shuffle_unit import ShuffleUnit
+from .weight_init import init_weights
+
+__all__ = [
+    "ChannelShuffle", "channel_shuffle", "ConvNormAct", "DepthwiseSeparableConv", "InvertedResidual",
+    "ShuffleUnit", "divisors", "make_divisible", "resolve_groups", "init_weights",
+]

@@ -1,0 +1,46 @@
+"""Channel shuffle (ShuffleNet, arXiv 1707.01083, Sec. 3.1 and Fig. 1)."""
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+
+from .helpers import divisors
+
+__all__ = ["channel_shuffle", "ChannelShuffle"]
+
+
+def channel_shuffle(x: paddle.Tensor, groups: int) -> paddle.Tensor:
+    """Interleave the channels of ``groups`` groups so that the next group convolution
+    sees channels from every group of the previous one.
+
+    The result equals reshape (N, g, C/g, H, W) -> transpose(0, 2, 1, 3, 4) -> reshape
+    (N, C, H, W), but runs as Paddle's single ``channel_shuffle`` kernel
+    (``benchmarks/ops.py`` measures the difference).
+
+    Args:
+        x (Tensor): NCHW input.
+        groups (int): number of groups; must divide the channel count.
+    """
+    channels = x.shape[1]
+    if not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"channel_shuffle: groups must be a positive int, got {groups!r}")
+    if channels > 0 and channels % groups:
+        raise ValueError(
+            f"channel_shuffle: {channels} channels cannot be split into groups={groups}; "
+            f"groups must divide the channel count (valid: {divisors(channels)})")
+    if groups == 1:
+        return x
+    return F.channel_shuffle(x, groups)
+
+
+class ChannelShuffle(nn.Layer):
+    """Layer form of :func:`channel_shuffle`, so that hooks and analysis see it."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        return channel_shuffle(x, self.groups)
+
+    def extra_repr(self):
+        return f"groups={self.groups}"
