@@ -2,7 +2,7 @@
 import warnings
 
 # paddle.utils.cpp_extension warns about ccache on import; it concerns C++ extension builds only
-warnings.filterwarnings("ignore", message=".*ccache.*", category=UserWarning)
+warnings.filterwarnings("ignore", message="(?s).*ccache", category=UserWarning)
 try:
     import paddle  # noqa: F401
 except ImportError as e:  # paddlepaddle is an extra so that CPU and GPU builds never collide
