@@ -12,7 +12,7 @@ class DepthwiseSeparableConv(nn.Sequential):
     """3x3 depthwise conv-BN-ReLU, then 1x1 pointwise conv-BN-ReLU (Fig. 3, right).
 
     Factorising a KxK convolution this way costs 1/N + 1/K^2 of the full convolution
-    (Sec. 3.1, Eq. 5), about 8-9x less for K=3.
+    (Sec. 3.1, the reduction stated after Eq. 5), about 8-9x less for K=3.
 
     Args:
         in_channels (int): input channels.

@@ -37,7 +37,7 @@ class MobileNetV2(ClassifierModel):
     """3x3/s2 conv, 17 inverted residual blocks, 1x1 conv to 1280, pool, FC.
 
     Args:
-        width (float): width multiplier (Sec. 6.1). Default: 1.0.
+        width (float): width multiplier (Sec. 4 and 6.1; Table 4 lists the results). Default: 1.0.
         num_classes (int): classifier outputs. Default: 1000.
         in_channels (int): image channels. Default: 3.
         drop_rate (float): dropout before the classifier. Default: 0.
@@ -75,7 +75,8 @@ class MobileNetV2(ClassifierModel):
         return self.head_conv(self.blocks(self.stem(x)))
 
 
-# name: width, published params (M), MAdds (M), top-1 (%), PaddleClas names  (Table 6 / TF-slim)
+# name: width, published params (M), MAdds (M), top-1 (%), PaddleClas names  (Table 4 and the TF-slim
+# checkpoint table; TF-slim counts no BN scale, hence params ~1 % below ours)
 _VARIANTS = {
     "mobilenet_v2_x1_4": (1.4, 6.06, 582, 75.0, ()),
     "mobilenet_v2_x1_0": (1.0, 3.47, 300, 72.0, ("MobileNetV2",)),

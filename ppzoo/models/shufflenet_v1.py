@@ -10,10 +10,10 @@ width scaling "ShuffleNet s x" of Sec. 4.1.1. Choices the paper leaves open:
 * Scaled stage widths are rounded to the nearest multiple of 4g (at least 90 % of the
   unrounded width), so that the bottleneck (a quarter of the width) splits into g groups.
   Every width of Table 1 and of the g=3 / g=8 models of Table 2 is already such a multiple.
-* The last 1x1 conv of stage 2's first unit produces ``width - conv1`` channels. When g
-  does not divide that (g=8 with a 12-channel conv1), it uses the smallest group count
-  >= g that divides both of its channel counts, so the unit never costs more than the
-  g-group unit would.
+* The last 1x1 conv of a stride-2 unit produces ``width - input`` channels. When g does
+  not divide that (only in stage 2 of g=8 at 0.25x and 0.5x, whose conv1 has 12
+  channels), it uses the smallest group count >= g that divides both of its channel
+  counts (12), so the unit never costs more than the g-group unit would.
 """
 import math
 from functools import partial
