@@ -3,6 +3,8 @@ import warnings
 
 # paddle.utils.cpp_extension warns about ccache on import; it concerns C++ extension builds only
 warnings.filterwarnings("ignore", message="(?s).*ccache", category=UserWarning)
+# BatchNorm's train-mode notice, printed on every training run
+warnings.filterwarnings("ignore", message="When training, we now always track global mean", category=UserWarning)
 try:
     import paddle  # noqa: F401
 except ImportError as e:  # paddlepaddle is an extra so that CPU and GPU builds never collide

@@ -1,5 +1,6 @@
 """Device and CPU-thread selection shared by the tools and benchmarks."""
 import os
+import warnings
 from typing import Optional
 
 import paddle
@@ -9,11 +10,12 @@ __all__ = ["select_device", "set_cpu_threads", "cpu_threads"]
 DEVICES = ("auto", "cpu", "gpu")
 
 
-def select_device(device: str = "auto") -> str:
+def select_device(device: str = "auto", logger=None) -> str:
     """Set Paddle's device: ``"gpu"`` (or ``"gpu:1"``), ``"cpu"``, or ``"auto"`` (GPU when
     this Paddle build has CUDA and sees a GPU, else CPU). Returns the device set.
 
-    Asking for a GPU on a CPU-only build is an error naming the fix, not a silent fallback.
+    A config written for a GPU machine (PaddleClas's say ``device: gpu``) still runs where
+    there is none: on CPU, with a notice through ``logger`` (or a warning) saying why.
     """
     kind = device.split(":")[0]
     if kind not in DEVICES:
@@ -22,26 +24,35 @@ def select_device(device: str = "auto") -> str:
     if kind == "auto":
         device = "gpu" if has_gpu else "cpu"
     elif kind == "gpu" and not has_gpu:
-        raise ValueError(f"device {device!r} requested, but this Paddle build "
-                         f"({'CUDA, no GPU visible' if paddle.device.is_compiled_with_cuda() else 'CPU-only'}) "
-                         "cannot use one: install ppzoo[gpu] on a CUDA machine, or use device cpu")
+        why = "no GPU is visible" if paddle.device.is_compiled_with_cuda() else "this Paddle build is CPU-only"
+        notice = (f"device {device!r} requested but {why}: running on CPU (install ppzoo[gpu] on a CUDA machine "
+                  "to use one)")
+        if logger is not None:
+            logger.info(notice)
+        else:
+            warnings.warn(notice)
+        device = "cpu"
     paddle.set_device(device)
     return device
+
+
+_threads = {"count": None}  # last count set here; Paddle itself starts from OMP_NUM_THREADS or 1
 
 
 def set_cpu_threads(threads: Optional[int]) -> int:
     """Use ``threads`` CPU threads for Paddle's math kernels (``None`` or 0: leave as is).
 
-    Paddle starts with ``OMP_NUM_THREADS`` or 1, whatever the machine has.
+    Paddle starts with ``OMP_NUM_THREADS`` or 1, whatever the machine has. The environment
+    is left alone, so child processes (data loader workers, tools) do not inherit it.
     """
     if threads:
         if threads < 0:
             raise ValueError(f"threads must be >= 0, got {threads}")
         paddle.base.core.set_num_threads(int(threads))
-        os.environ["OMP_NUM_THREADS"] = str(threads)
+        _threads["count"] = int(threads)
     return cpu_threads()
 
 
 def cpu_threads() -> int:
-    """The thread count last set (Paddle reads ``OMP_NUM_THREADS`` at import)."""
-    return int(os.environ.get("OMP_NUM_THREADS", "1"))
+    """Threads Paddle's CPU kernels use."""
+    return _threads["count"] or int(os.environ.get("OMP_NUM_THREADS", "1"))

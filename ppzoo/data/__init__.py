@@ -1,0 +1,8 @@
+"""Datasets, transforms and loaders built from config sections."""
+from .datasets import DATASETS, Cifar10, Cifar100, DigitsDataset, ImageDataset, ImageFolderDataset, ImageNetDataset
+from .loader import build_batch_transforms, build_dataloader, build_dataset
+from .transforms import BATCH_TRANSFORMS, TRANSFORMS, BadImageError, build_transforms
+
+__all__ = ["DATASETS", "TRANSFORMS", "BATCH_TRANSFORMS", "BadImageError", "Cifar10", "Cifar100", "DigitsDataset",
+           "ImageDataset", "ImageFolderDataset", "ImageNetDataset", "build_batch_transforms", "build_dataloader",
+           "build_dataset", "build_transforms"]

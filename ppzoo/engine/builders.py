@@ -1,0 +1,220 @@
+"""Model, loss, optimizer, LR schedule and metric construction from config sections.
+
+Each registry maps a config name to a factory whose signature lists the config
+parameters (``ppzoo.config`` checks them against it before anything runs).
+"""
+from functools import partial
+from typing import Callable, Dict, List, Optional
+
+import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
+from paddle.optimizer import lr as lr_sched
+
+from ..registry import create_model
+
+__all__ = ["OPTIMIZERS", "LR_SCHEDULES", "LOSSES", "METRICS", "build_model", "build_loss", "build_optimizer",
+           "build_lr_scheduler", "TopkAcc"]
+
+
+# ---------------------------------------------------------------------------- model
+
+def build_model(arch: dict) -> nn.Layer:
+    """``Arch`` section -> model (``class_num`` and ``name`` resolved by the config)."""
+    kwargs = {k: v for k, v in arch.items() if k not in ("name", "class_num", "infer_add_softmax", "pretrained")}
+    return create_model(arch["name"], num_classes=arch["class_num"], **kwargs)
+
+
+# ---------------------------------------------------------------------------- loss
+
+class CELoss:
+    """Cross-entropy with optional label smoothing ``epsilon`` (Szegedy et al., arXiv
+    1512.00567, Sec. 7); accepts hard labels [N] or soft targets [N, C] (mixup, cutmix)."""
+
+    def __init__(self, weight: float = 1.0, epsilon: Optional[float] = None):
+        if epsilon is not None and not 0.0 <= epsilon < 1.0:
+            raise ValueError(f"CELoss.epsilon must be in [0, 1), got {epsilon}")
+        self.weight, self.epsilon = weight, epsilon
+
+    def __call__(self, logits, target):
+        num_classes = logits.shape[-1]
+        if target.ndim == 1 or target.shape[-1] != num_classes:
+            if not self.epsilon:
+                return self.weight * F.cross_entropy(logits, target.reshape([-1]).astype("int64"))
+            target = F.one_hot(target.reshape([-1]).astype("int64"), num_classes)
+        if self.epsilon:
+            target = target * (1.0 - self.epsilon) + self.epsilon / num_classes
+        return self.weight * F.cross_entropy(logits, target.astype(logits.dtype), soft_label=True)
+
+
+LOSSES = {"CELoss": CELoss}
+
+
+def build_loss(entries: List[dict]) -> Callable:
+    """A list of ``{Name: params}`` -> one callable summing the weighted losses."""
+    losses = [LOSSES[name](**(params or {})) for entry in entries for name, params in entry.items()]
+
+    def total(logits, target):
+        return sum(loss(logits, target) for loss in losses)
+
+    return total
+
+
+# ---------------------------------------------------------------------------- metric
+
+class TopkAcc:
+    """Top-k accuracy for every k in ``topk``."""
+
+    def __init__(self, topk: List[int] = (1, 5)):
+        if not topk or any(not isinstance(k, int) or k < 1 for k in topk):
+            raise ValueError(f"TopkAcc.topk must be a list of positive ints, got {topk!r}")
+        self.topk = list(topk)
+
+
+METRICS = {"TopkAcc": TopkAcc}
+
+
+# ---------------------------------------------------------------------------- optimizers
+
+def _momentum(momentum: float = 0.9, use_nesterov: bool = False):
+    return partial(paddle.optimizer.Momentum, momentum=momentum, use_nesterov=use_nesterov)
+
+
+def _sgd():
+    return paddle.optimizer.SGD
+
+
+def _rmsprop(rho: float = 0.95, epsilon: float = 1e-6, momentum: float = 0.0, centered: bool = False):
+    return partial(paddle.optimizer.RMSProp, rho=rho, epsilon=epsilon, momentum=momentum, centered=centered)
+
+
+def _adam(beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8):
+    return partial(paddle.optimizer.Adam, beta1=beta1, beta2=beta2, epsilon=epsilon)
+
+
+def _adamw(beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8, weight_decay: float = 0.01,
+           no_weight_decay_name: Optional[str] = None, one_dim_param_no_weight_decay: bool = False):
+    """Decoupled weight decay (Loshchilov & Hutter, arXiv 1711.05101). The last two options
+    are PaddleClas's: substrings of parameter names, and all 1-D parameters, kept undecayed."""
+    return partial(paddle.optimizer.AdamW, beta1=beta1, beta2=beta2, epsilon=epsilon, weight_decay=weight_decay)
+
+
+OPTIMIZERS = {"Momentum": _momentum, "SGD": _sgd, "RMSProp": _rmsprop, "Adam": _adam, "AdamW": _adamw}
+
+
+def _no_decay_names(model: nn.Layer, categories, substrings=(), one_dim=False) -> set:
+    """Structured names of parameters kept free of weight decay (MobileNetV1, Sec. 3.3:
+    little or no decay on depthwise filters; BN scale/shift; biases)."""
+    names = set()
+    for layer_name, layer in model.named_sublayers(include_self=True):
+        prefix = f"{layer_name}." if layer_name else ""
+        for pname, p in layer.named_parameters(include_sublayers=False):
+            full = prefix + pname
+            is_norm = isinstance(layer, (nn.BatchNorm2D, nn.BatchNorm, nn.LayerNorm, nn.GroupNorm))
+            is_dw = (isinstance(layer, nn.Conv2D) and pname == "weight" and layer._groups > 1
+                     and layer._groups == layer._in_channels)
+            if (("norm" in categories and is_norm) or ("depthwise" in categories and is_dw)
+                    or ("bias" in categories and pname == "bias") or any(s in full for s in substrings)
+                    or (one_dim and len(p.shape) == 1)):
+                names.add(full)
+    return names
+
+
+def build_optimizer(cfg: dict, model: nn.Layer, scheduler) -> paddle.optimizer.Optimizer:
+    """``Optimizer`` section -> optimizer over ``model``'s trainable parameters."""
+    params = {k: v for k, v in cfg.items() if k not in ("name", "lr", "regularizer", "clip_norm",
+                                                       "no_weight_decay", "base_batch_size")}
+    name = cfg["name"]
+    adamw_extra = {k: params.pop(k) for k in ("no_weight_decay_name", "one_dim_param_no_weight_decay")
+                   if k in params}
+    factory = OPTIMIZERS[name](**params)
+    grad_clip = nn.ClipGradByGlobalNorm(cfg["clip_norm"]) if cfg.get("clip_norm") else None
+    named = [(n, p) for n, p in model.named_parameters() if p.trainable]
+    no_decay = _no_decay_names(model, cfg.get("no_weight_decay") or [],
+                               (adamw_extra.get("no_weight_decay_name") or "").split(),
+                               adamw_extra.get("one_dim_param_no_weight_decay", False))
+    if name == "AdamW":
+        if cfg.get("regularizer"):
+            raise ValueError("AdamW decays weights itself (Optimizer.weight_decay); remove Optimizer.regularizer")
+        structured = {p.name: n for n, p in named}  # AdamW asks by Paddle's internal parameter name
+        return factory(learning_rate=scheduler, parameters=[p for _, p in named], grad_clip=grad_clip,
+                       apply_decay_param_fun=lambda pname: structured.get(pname) not in no_decay)
+    reg = cfg.get("regularizer")
+    decay = None
+    if reg and reg["coeff"] > 0:
+        decay = (paddle.regularizer.L2Decay if reg["name"] == "L2" else paddle.regularizer.L1Decay)(reg["coeff"])
+    groups = [{"params": [p for n, p in named if n not in no_decay]}]
+    if no_decay:
+        groups.append({"params": [p for n, p in named if n in no_decay], "weight_decay": 0.0})
+    return factory(learning_rate=scheduler, parameters=groups, weight_decay=decay, grad_clip=grad_clip)
+
+
+# ---------------------------------------------------------------------------- LR schedules
+
+def _with_warmup(make, learning_rate: float, warmup_epoch: float, warmup_start_lr: float):
+    """Wrap ``make(steps_after_warmup, steps_per_epoch, scale)`` with a linear warm-up."""
+
+    def build(epochs: int, steps_per_epoch: int, scale: float = 1.0):
+        warmup = int(round(warmup_epoch * steps_per_epoch))
+        total = max(1, epochs * steps_per_epoch - warmup)
+        inner = make(total, steps_per_epoch, scale)
+        if warmup <= 0:
+            return inner
+        return lr_sched.LinearWarmup(inner, warmup, warmup_start_lr * scale, learning_rate * scale)
+
+    return build
+
+
+def Constant(learning_rate: float, warmup_epoch: float = 0, warmup_start_lr: float = 0.0):
+    """A fixed learning rate."""
+    return _with_warmup(lambda total, spe, s: lr_sched.LambdaDecay(learning_rate * s, lambda step: 1.0),
+                        learning_rate, warmup_epoch, warmup_start_lr)
+
+
+def Piecewise(decay_epochs: List[float], values: List[float], learning_rate: Optional[float] = None,
+              warmup_epoch: float = 0, warmup_start_lr: float = 0.0):
+    """``values[i]`` until ``decay_epochs[i]`` (PaddleClas's Piecewise; ``learning_rate`` is ignored)."""
+    if len(values) != len(decay_epochs) + 1:
+        raise ValueError(f"Piecewise needs len(values) == len(decay_epochs) + 1, got {len(values)} values and "
+                         f"{len(decay_epochs)} decay_epochs")
+
+    def make(total, spe, s):
+        warm = int(round(warmup_epoch * spe))
+        return lr_sched.PiecewiseDecay([max(1, int(e * spe) - warm) for e in decay_epochs], [v * s for v in values])
+
+    return _with_warmup(make, values[0], warmup_epoch, warmup_start_lr)
+
+
+def Cosine(learning_rate: float, eta_min: float = 0.0, warmup_epoch: float = 0, warmup_start_lr: float = 0.0):
+    """Cosine annealing to ``eta_min`` over the run, per step (Loshchilov & Hutter, arXiv 1608.03983)."""
+    return _with_warmup(lambda total, spe, s: lr_sched.CosineAnnealingDecay(learning_rate * s, total, eta_min * s),
+                        learning_rate, warmup_epoch, warmup_start_lr)
+
+
+def Linear(learning_rate: float, end_lr: float = 0.0, warmup_epoch: float = 0, warmup_start_lr: float = 0.0):
+    """Linear decay to ``end_lr`` over the run, per step (ShuffleNetV1, Sec. 4: 0.5 -> 0)."""
+    return _with_warmup(lambda total, spe, s: lr_sched.PolynomialDecay(learning_rate * s, total, end_lr * s, 1.0),
+                        learning_rate, warmup_epoch, warmup_start_lr)
+
+
+def Exponential(learning_rate: float, gamma: float, warmup_epoch: float = 0, warmup_start_lr: float = 0.0):
+    """Multiply by ``gamma`` every epoch (MobileNetV2, Sec. 6.1: 0.98)."""
+    return _with_warmup(lambda total, spe, s: lr_sched.LambdaDecay(learning_rate * s, lambda step: gamma ** (step // spe)),
+                        learning_rate, warmup_epoch, warmup_start_lr)
+
+
+def Step(learning_rate: float, step_size: int, gamma: float = 0.1, warmup_epoch: float = 0,
+         warmup_start_lr: float = 0.0):
+    """Multiply by ``gamma`` every ``step_size`` epochs (AlexNet, Sec. 5: divide by 10)."""
+    return _with_warmup(
+        lambda total, spe, s: lr_sched.LambdaDecay(learning_rate * s, lambda step: gamma ** (step // (step_size * spe))),
+        learning_rate, warmup_epoch, warmup_start_lr)
+
+
+LR_SCHEDULES = {f.__name__: f for f in (Constant, Piecewise, Cosine, Linear, Exponential, Step)}
+
+
+def build_lr_scheduler(cfg: dict, epochs: int, steps_per_epoch: int, scale: float = 1.0) -> lr_sched.LRScheduler:
+    """``Optimizer.lr`` section -> a per-step scheduler; every rate is multiplied by ``scale``."""
+    params = {k: v for k, v in cfg.items() if k != "name"}
+    return LR_SCHEDULES[cfg["name"]](**params)(epochs, steps_per_epoch, scale)

@@ -1,0 +1,161 @@
+"""Checkpoints that a crash, Ctrl-C or ``kill`` cannot leave half-written.
+
+``<prefix>.pdckpt`` holds everything a resume needs (model, optimizer with its LR schedule, EMA,
+AMP scaler, epoch, step, best metric, RNG states); ``<prefix>.pdparams`` holds the model
+weights alone (for ``Global.pretrained_model``, export and PaddleClas). Each file is
+written to a temporary name and renamed over the old one, with SIGINT/SIGTERM held back
+until the rename is done, so the previous file stays intact until the new one is complete.
+"""
+import contextlib
+import os
+import random
+import signal
+import threading
+from typing import Optional
+
+import numpy as np
+import paddle
+
+from ..weights import WeightsError, load_weights
+
+__all__ = ["atomic_save", "deferred_signals", "save_checkpoint", "load_checkpoint", "resolve_checkpoint"]
+
+CKPT_SUFFIX = ".pdckpt"
+
+
+@contextlib.contextmanager
+def deferred_signals():
+    """Hold SIGINT and SIGTERM until the block ends, then act on them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    handlers = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for sig in received[:1]:
+            os.kill(os.getpid(), sig)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj, path: str) -> None:
+    """``paddle.save`` to ``path`` via a temporary file and an atomic rename."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with deferred_signals():
+            paddle.save(obj, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            _fsync_dir(path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _optimizer_state(optimizer, model) -> dict:
+    """Optimizer state keyed by structured parameter names (Paddle keys it by internal
+    names such as ``conv2d_7.w_0``, which change with the order models are built in)."""
+    internal = sorted(((p.name, n) for n, p in model.named_parameters()), key=lambda t: -len(t[0]))
+    out = {}
+    for key, value in optimizer.state_dict().items():  # includes the LR scheduler's state
+        if key == "master_weights":
+            value = {_rename(k, internal): v for k, v in value.items()}
+            out[key] = value
+            continue
+        out[_rename(key, internal)] = value
+    return out
+
+
+def _rename(key: str, pairs) -> str:
+    for old, new in pairs:
+        if key == old or key.startswith(old + "_"):
+            return new + key[len(old):]
+    return key
+
+
+def rng_states() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "paddle": paddle.get_rng_state()}
+    if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        state["cuda"] = paddle.get_cuda_rng_state()
+    return state
+
+
+def set_rng_states(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    paddle.set_rng_state(state["paddle"])
+    if "cuda" in state and paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
+        paddle.set_cuda_rng_state(state["cuda"])
+
+
+def save_checkpoint(prefix: str, model, optimizer=None, ema=None, scaler=None, meta: Optional[dict] = None,
+                    weights_only: bool = False) -> None:
+    """Write ``prefix.pdparams`` and (unless ``weights_only``) ``prefix.pdckpt``."""
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    if not weights_only:
+        atomic_save({
+            "model": model.state_dict(),
+            "optimizer": _optimizer_state(optimizer, model) if optimizer is not None else None,
+            "ema": ema.state_dict() if ema is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": rng_states(),
+            "meta": meta or {},
+        }, prefix + CKPT_SUFFIX)
+    atomic_save(model.state_dict(), prefix + ".pdparams")
+
+
+def resolve_checkpoint(path: str) -> str:
+    """Accept ``x.pdckpt``, the prefix ``x``, or ``x.pdparams`` next to ``x.pdckpt``."""
+    for candidate in (path, path + CKPT_SUFFIX, os.path.splitext(path)[0] + CKPT_SUFFIX):
+        if candidate.endswith(CKPT_SUFFIX) and os.path.isfile(candidate):
+            return candidate
+    raise WeightsError(f"checkpoint not found: {path} (expected {path}{CKPT_SUFFIX} written by tools/train.py; "
+                       "for weights only use Global.pretrained_model)")
+
+
+def load_checkpoint(path: str, model, optimizer=None, ema=None, scaler=None, arch: Optional[str] = None) -> dict:
+    """Restore a checkpoint written by :func:`save_checkpoint` (the optimizer's state holds
+    its LR scheduler's); returns its ``meta``.
+
+    Raises ``WeightsError`` when the file is unreadable or belongs to another model.
+    """
+    path = resolve_checkpoint(path)
+    try:
+        state = paddle.load(path)
+    except Exception as e:  # paddle raises many types on corrupt files
+        raise WeightsError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(state, dict) or "model" not in state or "meta" not in state:
+        raise WeightsError(f"{path} is not a ppzoo training checkpoint")
+    meta = state["meta"]
+    if arch is not None and meta.get("arch") not in (None, arch):
+        raise WeightsError(f"checkpoint {path} was written for model '{meta['arch']}', but the config builds "
+                           f"'{arch}'")
+    load_weights(model, state["model"], source=path)
+    if optimizer is not None and state.get("optimizer") is not None:
+        internal = sorted(((n, p.name) for n, p in model.named_parameters()), key=lambda t: -len(t[0]))
+        opt_state = {}
+        for key, value in state["optimizer"].items():
+            if key == "master_weights":
+                opt_state[key] = {_rename(k, internal): v for k, v in value.items()}
+            else:
+                opt_state[_rename(key, internal)] = value
+        optimizer.set_state_dict(opt_state)
+    if ema is not None and state.get("ema") is not None:
+        ema.set_state_dict(state["ema"])
+    if scaler is not None and state.get("scaler") is not None:
+        scaler.load_state_dict(state["scaler"])
+    if state.get("rng"):
+        set_rng_states(state["rng"])
+    return meta

@@ -1,0 +1,42 @@
+"""Evaluate trained weights on the config's DataLoader.Eval set.
+
+    python tools/eval.py -c configs/shufflenet.yaml -o Global.pretrained_model=output/shufflenet_v1_g3_x1_0/best_model
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ppzoo.cli import run  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="YAML config (PaddleClas schema)")
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value (repeatable)")
+    parser.add_argument("--json", metavar="PATH", help="where to write the figures as JSON "
+                        "(default: <output_dir>/<Arch.name>/eval_metrics.json)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args()
+
+    from ppzoo.config import load_config
+    from ppzoo.engine import evaluate_config, output_dir_of
+    from ppzoo.engine.logger import write_json
+
+    cfg = load_config(args.config, args.override)
+    result = evaluate_config(cfg)
+    topk = sorted(int(k[3:]) for k in result if k.startswith("top"))
+    print(f"{result['arch']} on {result['images']} images: "
+          + " ".join(f"top{k} {result[f'top{k}']:.2f}%" for k in topk) + f" loss {result['loss']:.4f}"
+          + (f" ({result['skipped']} unreadable images skipped)" if result["skipped"] else ""))
+    path = args.json or os.path.join(output_dir_of(cfg), "eval_metrics.json")
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_json(path, result)
+    print(f"figures written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
