@@ -1,5 +1,10 @@
 """ppzoo: a PaddlePaddle model zoo for lightweight CNNs."""
+import os
 import warnings
+
+# Paddle's C++ side logs warnings through glog (e.g. on every jit.save); keep errors only
+# unless the user asks for more with GLOG_minloglevel
+os.environ.setdefault("GLOG_minloglevel", "2")
 
 # paddle.utils.cpp_extension warns about ccache on import; it concerns C++ extension builds only
 warnings.filterwarnings("ignore", message="(?s).*ccache", category=UserWarning)

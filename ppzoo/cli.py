@@ -18,6 +18,9 @@ def run(main: Callable[[], object]) -> None:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # output piped into head & co.
+        sys.stderr.close()
+        sys.exit(0)
     except (ValueError, OSError, KeyError) as e:
         if debug:
             raise

@@ -150,3 +150,17 @@ def test_alexnet_lrn_follows_the_paper_formula():
     a = x.numpy()[0, :, 0, 0]
     expected = a[2] / (2 + 1e-4 * (a ** 2).sum()) ** 0.75  # Sec. 3.3, k=2, n=5, alpha=1e-4, beta=0.75
     np.testing.assert_allclose(lrn(x).numpy()[0, 2, 0, 0], expected, rtol=1e-5)
+
+
+def test_too_small_input_is_an_error_naming_the_minimum():
+    model = ppzoo.create_model("alexnet")
+    model.eval()
+    with pytest.raises(ValueError, match=r"AlexNet: a 32x32 input leaves an empty feature map; the smallest input it "
+                                         r"takes is 51x51 \(small_input=True adapts"):
+        model(paddle.rand([1, 3, 32, 32]))
+    # 51 -> conv1 11 -> pools 5, 2, 1 (Paddle truncates (2 - 3) / 2 towards zero); 50 -> 10, 4, 1, 0
+    assert model(paddle.rand([1, 3, 51, 51])).shape == [1, 1000]
+    with pytest.raises(ValueError, match="50x50 input leaves an empty feature map"):
+        model(paddle.rand([1, 3, 50, 50]))
+    assert ppzoo.create_model("alexnet", small_input=True).min_input_size() == 11  # 11 -> 5 -> 2 -> 1
+    assert ppzoo.create_model("mobilenet_v1_x0_25").min_input_size() == 1

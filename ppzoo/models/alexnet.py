@@ -16,6 +16,7 @@ from functools import partial
 
 import paddle
 import paddle.nn as nn
+from paddle.nn.initializer import KaimingNormal
 
 from ..layers import init_weights
 from ..registry import register_model
@@ -65,7 +66,7 @@ class AlexNet(ClassifierModel):
 
     def __init__(self, layout: str = "original", num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.5, small_input: bool = False):
-        super().__init__(num_classes, in_channels, drop_rate)
+        super().__init__(num_classes, in_channels, drop_rate, small_input)
         if layout not in LAYOUTS:
             raise ValueError(f"AlexNet: layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
         layers, c = [], in_channels
@@ -87,6 +88,11 @@ class AlexNet(ClassifierModel):
         self.num_features = 4096
         self.reset_classifier(num_classes)  # fc8
         init_weights(self)
+        # no batch norm to rescale activations: keep their variance through every ReLU layer with
+        # He's fan-in init (arXiv 1502.01852, Eq. 10) for the convs and fc6/fc7; fc8 keeps N(0, 0.01)
+        for layer in [*self.features, *self.pre_logits]:
+            if isinstance(layer, (nn.Conv2D, nn.Linear)):
+                KaimingNormal(mode="fan_in")(layer.weight)
 
     def forward_features(self, x):
         return self.features(x)

@@ -48,7 +48,7 @@ class MobileNetV2(ClassifierModel):
 
     def __init__(self, width: float = 1.0, num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.0, small_input: bool = False, layout: str = "reference"):
-        super().__init__(num_classes, in_channels, drop_rate)
+        super().__init__(num_classes, in_channels, drop_rate, small_input)
         if width <= 0:
             raise ValueError(f"MobileNetV2: width must be > 0, got {width}")
         if layout not in LAYOUTS:

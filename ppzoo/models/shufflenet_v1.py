@@ -63,7 +63,7 @@ class ShuffleNetV1(ClassifierModel):
     def __init__(self, groups: int = 3, width: float = 1.0, num_classes: int = 1000, in_channels: int = 3,
                  drop_rate: float = 0.0, shuffle: bool = True, stem_channels: Optional[int] = None,
                  small_input: bool = False):
-        super().__init__(num_classes, in_channels, drop_rate)
+        super().__init__(num_classes, in_channels, drop_rate, small_input)
         if groups not in STAGE_CHANNELS:
             raise ValueError(f"ShuffleNetV1: groups must be one of {sorted(STAGE_CHANNELS)}, got {groups!r}")
         if width <= 0:

@@ -1,0 +1,108 @@
+"""Predict with an exported model (Paddle Inference), or measure its latency.
+
+    python tools/infer.py --model-dir inference -i cat.jpg                 # one image
+    python tools/infer.py --model-dir inference -i images/ --topk 3 --json # a folder, as JSON
+    python tools/infer.py --model-dir inference -i val_list.txt --image-root data/  # a label list: also accuracy
+    python tools/infer.py --model-dir inference --benchmark --batch-size 8 --threads 2
+"""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ppzoo.cli import run  # noqa: E402
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+
+
+def collect_inputs(source: str, image_root=None):
+    """An image, a folder (recursive, sorted) or a label list (``path label`` per line) ->
+    (paths, labels or None)."""
+    if os.path.isdir(source):
+        paths = sorted(os.path.join(d, f) for d, _, files in os.walk(source) for f in files
+                       if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not paths:
+            raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {source}")
+        return paths, None
+    if not os.path.isfile(source):
+        raise ValueError(f"input not found: {source}")
+    if source.lower().endswith(IMAGE_EXTENSIONS):
+        return [source], None
+    root = image_root or os.path.dirname(source)
+    paths, labels = [], []
+    with open(source, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                *path, label = line.split()
+                if not path or not label.lstrip("-").isdigit():
+                    raise ValueError(f"{source}:{number}: expected 'relative/path.jpg label', got {line.strip()!r}")
+                paths.append(os.path.join(root, " ".join(path)))
+                labels.append(int(label))
+    if not paths:
+        raise ValueError(f"{source} lists no images")
+    return paths, labels
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True, help="folder written by tools/export.py")
+    parser.add_argument("-i", "--input", help="an image, a folder of images, or a label list (.txt)")
+    parser.add_argument("--image-root", help="folder the label list's paths are relative to (default: its folder)")
+    parser.add_argument("--topk", type=int, help="classes to report (default: the export's PostProcess.topk)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
+    parser.add_argument("--threads", type=int, help="CPU math threads (default: one per core)")
+    parser.add_argument("--no-onednn", action="store_true", help="plain CPU kernels instead of oneDNN")
+    parser.add_argument("--tensorrt", action="store_true", help="TensorRT on GPU (needs a TensorRT build of Paddle)")
+    parser.add_argument("--benchmark", action="store_true", help="measure latency and throughput on random input")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args()
+    if not args.benchmark and not args.input:
+        parser.error("give -i IMAGE/FOLDER/LIST, or --benchmark")
+
+    from ppzoo.inference import Predictor
+
+    predictor = Predictor(args.model_dir, device=args.device, threads=args.threads, onednn=not args.no_onednn,
+                          tensorrt=args.tensorrt)
+    if args.benchmark:
+        result = predictor.benchmark(args.batch_size, args.warmup, args.repeat)
+        result["model"] = predictor.meta["model"]
+        if args.json:
+            print(json.dumps(result, indent=2))
+        else:
+            print(f"{result['model']}: batch {result['batch_size']}, {result['device']}, {result['threads']} threads, "
+                  f"oneDNN {'on' if result['onednn'] else 'off'}; {result['warmup']} warm-up + {result['runs']} runs: "
+                  f"p50 {result['p50_ms']:.2f} ms, p90 {result['p90_ms']:.2f} ms, "
+                  f"{result['images_per_s']:.1f} images/s")
+        return 0
+
+    paths, labels = collect_inputs(args.input, args.image_root)
+    results = predictor.predict(paths, topk=args.topk, batch_size=args.batch_size)
+    report = {"model": predictor.meta["model"], "predictions": [
+        {"image": path, **({"label": labels[i]} if labels else {}), "topk": top}
+        for i, (path, top) in enumerate(zip(paths, results))]}
+    if labels:
+        k = len(results[0])
+        report["accuracy"] = {"images": len(labels),
+                              "top1": 100.0 * sum(r[0]["class_id"] == y for r, y in zip(results, labels)) / len(labels),
+                              f"top{k}": 100.0 * sum(y in [t["class_id"] for t in r] for r, y in zip(results, labels))
+                              / len(labels)}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for item in report["predictions"]:
+        best = ", ".join(f"{t['label']} ({t['class_id']}) {t['score']:.3f}" for t in item["topk"])
+        truth = f" [label {item['label']}]" if "label" in item else ""
+        print(f"{item['image']}{truth}: {best}")
+    if labels:
+        acc = report["accuracy"]
+        print(" ".join(f"{k} {v:.2f}%" for k, v in acc.items() if k != "images") + f" over {acc['images']} images")
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
