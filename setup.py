@@ -39,6 +39,7 @@ setup(
             'paddleclas==2.6.0; python_version < "3.12"',
             "paddle2onnx>=2.0",
             "onnxruntime",
+            "matplotlib",
         ],
     },
     classifiers=[

@@ -1,44 +1,83 @@
-"""Per-layer profile of a model from one forward pass.
+"""Per-layer profile of a model from one forward pass at batch 1.
 
-Convention (the one of ``../shared/reference/targets.md`` and of the papers' tables):
+Conventions (the ones of ``../shared/reference/targets.md`` and of the papers' tables):
 
 * **params**: trainable weights, BN scale and shift included, BN running statistics not.
 * **MAdds**: multiply-adds of ``Conv2D`` (Cout * Hout * Wout * Cin/groups * k * k) and
-  ``Linear`` (in * out) layers only, at batch 1; biases, BN, activations and pooling are
-  free. The papers call this "Mult-Adds", TF-slim "MACs", the ShuffleNet papers "FLOPs";
-  ``paddle.flops`` also counts BN, activations and pooling, and PaddleClas's "FLOPs" are
-  about twice these numbers.
+  ``Linear`` (in * out) layers only; biases, BN, activations, pooling and element-wise
+  ops are free. The papers call this "Mult-Adds", TF-slim "MACs", the ShuffleNet papers
+  "FLOPs". ``paddle_flops`` gives Paddle's count for reference, which also charges BN,
+  activations and pooling; PaddleClas's "FLOPs" are about twice our MAdds.
+* **MAC**: memory access cost as in ShuffleNetV2 (arXiv 1807.11164, Sec. 2): elements
+  each operator reads and writes, i.e. its inputs + outputs + the tensors it holds
+  (weights, biases, BN statistics), counted per operator without fusion. A 1x1 conv
+  costs hw(c1 + c2) + c1*c2. No-ops at inference (Identity, Dropout, Flatten) cost 0.
+  ``mac_bytes`` multiplies by the dtype's size (4 for float32).
+* **activations**: elements each operator writes.
+
+Element-wise additions and concatenations written as ``x + y`` / ``paddle.concat`` inside
+a layer's ``forward`` are recorded too, as ``<layer>.add`` / ``<layer>.concat``.
 """
-from dataclasses import dataclass, field
-from typing import List, Sequence
+import contextlib
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import paddle
 import paddle.nn as nn
 
-__all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model"]
+__all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model", "paddle_flops",
+           "summarize_by_kind", "DTYPE_BYTES"]
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
+_NO_OPS = (nn.Identity, nn.Dropout, nn.Flatten)
 
 
 @dataclass
 class LayerStats:
-    """Cost of one leaf layer for one image."""
+    """Cost of one operator for one image."""
 
     name: str
     type: str
+    kind: str  # the category of summarize_by_kind: "conv 1x1", "depthwise conv 3x3", "fc", ...
     input_shape: List[int]
     output_shape: List[int]
-    params: int
+    params: int  # trainable parameters it holds
+    weights: int  # elements of its conv / linear weight (no bias): the papers' parameter tables
     madds: int
+    mac: int
+    activations: int
+
+    @property
+    def intensity(self) -> float:
+        """Arithmetic intensity: MAdds per element moved."""
+        return self.madds / self.mac if self.mac else 0.0
 
 
 @dataclass
 class ModelStats:
-    """Totals over all leaf layers plus the per-layer list, in execution order."""
+    """Totals over all operators plus the per-operator list, in execution order."""
 
     input_size: Sequence[int]
     params: int
     madds: int
+    mac: int
+    activations: int
+    dtype: str = "float32"
     layers: List[LayerStats] = field(default_factory=list)
+
+    @property
+    def mac_bytes(self) -> int:
+        return self.mac * DTYPE_BYTES[self.dtype]
+
+    @property
+    def intensity(self) -> float:
+        return self.madds / self.mac if self.mac else 0.0
+
+    def as_dict(self) -> dict:
+        return {"input_size": list(self.input_size), "params": self.params, "madds": self.madds, "mac": self.mac,
+                "mac_bytes": self.mac_bytes, "activations": self.activations, "intensity": self.intensity,
+                "dtype": self.dtype, "layers": [dict(asdict(r), intensity=r.intensity) for r in self.layers]}
 
 
 def count_params(model: nn.Layer) -> int:
@@ -46,34 +85,152 @@ def count_params(model: nn.Layer) -> int:
     return int(sum(int(np.prod(p.shape)) for p in model.parameters() if p.trainable))
 
 
-def _layer_madds(layer: nn.Layer, inputs, output) -> int:
+def _numel(shape) -> int:
+    return int(np.prod(shape)) if len(shape) else 1
+
+
+def _kind(layer: nn.Layer) -> str:
+    if isinstance(layer, nn.Conv2D):
+        k = "x".join(str(v) for v in layer._kernel_size)
+        groups, cin = layer._groups, layer._in_channels
+        if groups == 1:
+            return f"conv {k}"
+        if groups == cin:
+            return f"depthwise conv {k}"
+        return f"group conv {k}"
+    if isinstance(layer, nn.Linear):
+        return "fc"
+    if isinstance(layer, (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm, nn.GroupNorm)):
+        return "norm"
+    if isinstance(layer, (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardswish, nn.Hardsigmoid, nn.Softmax, nn.GELU)):
+        return "activation"
+    if isinstance(layer, (nn.MaxPool2D, nn.AvgPool2D, nn.AdaptiveAvgPool2D, nn.AdaptiveMaxPool2D)):
+        return "pooling"
+    if isinstance(layer, _NO_OPS):
+        return "no-op"
+    return type(layer).__name__.lower()  # channelshuffle, localresponsenorm, ...
+
+
+def _layer_madds(layer: nn.Layer, output) -> int:
     if isinstance(layer, nn.Conv2D):
         _, c_out, h, w = output.shape
-        k = int(np.prod(layer.weight.shape[2:]))
-        return c_out * h * w * layer.weight.shape[1] * k  # weight is [Cout, Cin/groups, kh, kw]
+        return c_out * h * w * _numel(layer.weight.shape[1:])  # weight is [Cout, Cin/groups, kh, kw]
     if isinstance(layer, nn.Linear):
-        rows = int(np.prod(output.shape[:-1]))
-        return rows * layer.weight.shape[0] * layer.weight.shape[1]
+        return _numel(output.shape[:-1]) * layer.weight.shape[0] * layer.weight.shape[1]
     return 0
 
 
-def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> ModelStats:
+def _tensors(value) -> list:
+    if isinstance(value, paddle.Tensor):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+@contextlib.contextmanager
+def _trace_functional_ops(stack: List[str], records: List[LayerStats]):
+    """Record ``Tensor + Tensor`` and ``paddle.concat`` calls, named after the layer running."""
+    add, concat = paddle.Tensor.__add__, paddle.concat
+
+    def traced_add(self, other):
+        out = add(self, other)
+        if isinstance(other, paddle.Tensor) and _numel(other.shape) == _numel(self.shape) > 1:
+            n = _numel(out.shape)
+            records.append(LayerStats(f"{stack[-1]}.add", "Add", "add", list(self.shape), list(out.shape), 0, 0,
+                                      0, 3 * n, n))
+        return out
+
+    def traced_concat(x, axis=0, name=None):
+        out = concat(x, axis=axis, name=name)
+        n = _numel(out.shape)
+        records.append(LayerStats(f"{stack[-1]}.concat", "Concat", "concat", list(x[0].shape), list(out.shape), 0,
+                                  0, 0, 2 * n, n))
+        return out
+
+    paddle.Tensor.__add__, paddle.concat = traced_add, traced_concat
+    try:
+        yield
+    finally:
+        paddle.Tensor.__add__, paddle.concat = add, concat
+
+
+def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224), dtype: str = "float32") -> ModelStats:
     """Run one image of ``input_size`` (C, H, W) through ``model`` in eval mode and record
-    every leaf layer that ran."""
+    every operator that ran (leaf layers and traced element-wise ops)."""
     records: List[LayerStats] = []
+    stack = [type(model).__name__]
     hooks = []
 
-    def make_hook(name):
-        def hook(layer, inputs, output):
-            x = inputs[0] if isinstance(inputs, (tuple, list)) else inputs
-            own = int(sum(int(np.prod(p.shape)) for p in layer.parameters(include_sublayers=False) if p.trainable))
-            records.append(LayerStats(name, type(layer).__name__, list(x.shape), list(output.shape), own,
-                                      int(_layer_madds(layer, inputs, output))))
+    def enter(name):
+        def hook(layer, inputs):
+            stack.append(name)
         return hook
 
-    for name, layer in model.named_sublayers():
-        if not layer.sublayers():
-            hooks.append(layer.register_forward_post_hook(make_hook(name)))
+    def leave(name, leaf):
+        def hook(layer, inputs, output):
+            stack.pop()
+            if not leaf:
+                return
+            ins, outs = _tensors(inputs), _tensors(output)
+            held = [p for p in layer.parameters(include_sublayers=False)]
+            own = int(sum(_numel(p.shape) for p in held if p.trainable))
+            kind = _kind(layer)
+            moved = 0 if kind == "no-op" else (sum(_numel(t.shape) for t in ins + outs)
+                                               + sum(_numel(p.shape) for p in held))
+            weights = _numel(layer.weight.shape) if isinstance(layer, (nn.Conv2D, nn.Linear)) else 0
+            records.append(LayerStats(name, type(layer).__name__, kind, list(ins[0].shape) if ins else [],
+                                      list(outs[0].shape) if outs else [], own, weights,
+                                      int(_layer_madds(layer, outs[0])) if outs else 0, int(moved),
+                                      0 if kind == "no-op" else sum(_numel(t.shape) for t in outs)))
+        return hook
+
+    for name, layer in model.named_sublayers(include_self=True):
+        leaf = not layer.sublayers()
+        name = name or type(layer).__name__  # the model itself (a single-layer model is its own leaf)
+        hooks.append(layer.register_forward_pre_hook(enter(name)))
+        hooks.append(layer.register_forward_post_hook(leave(name, leaf)))
+    was_training = model.training
+    model.eval()
+    try:
+        with paddle.no_grad(), _trace_functional_ops(stack, records):
+            model(paddle.zeros([1, *input_size], dtype="float32"))
+    finally:
+        for h in hooks:
+            h.remove()
+        if was_training:
+            model.train()
+    return ModelStats(tuple(input_size), count_params(model), sum(r.madds for r in records),
+                      sum(r.mac for r in records), sum(r.activations for r in records), dtype, records)
+
+
+def count_madds(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> int:
+    """Multiply-adds of one image (see the module docstring for the convention)."""
+    return profile_model(model, input_size).madds
+
+
+def paddle_flops(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> int:
+    """The total ``paddle.flops`` reports, computed with Paddle's own per-layer rules
+    (``paddle.hapi.dynamic_flops.register_hooks``: convs with bias, BN, activations and
+    pooling per element) but without ``paddle.flops``'s printing and summary, which fail
+    under NumPy 2 in Paddle 3.3."""
+    from paddle.hapi.dynamic_flops import register_hooks
+
+    counters: Dict[int, List[int]] = {}
+    hooks = []
+
+    def make(rule):
+        def hook(m, inputs, output):
+            m.total_ops = paddle.zeros([1], dtype="int64")
+            rule(m, inputs, output)
+            counters.setdefault(id(m), []).append(int(m.total_ops.numpy().reshape(-1)[0]))
+            del m.total_ops
+        return hook
+
+    for layer in model.sublayers():
+        rule = register_hooks.get(type(layer))
+        if rule is not None and not layer.sublayers():
+            hooks.append(layer.register_forward_post_hook(make(rule)))
     was_training = model.training
     model.eval()
     try:
@@ -82,10 +239,28 @@ def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) ->
     finally:
         for h in hooks:
             h.remove()
-        model.train() if was_training else None
-    return ModelStats(tuple(input_size), count_params(model), sum(r.madds for r in records), records)
+        if was_training:
+            model.train()
+    return int(sum(sum(v) for v in counters.values()))
 
 
-def count_madds(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> int:
-    """Multiply-adds of one image (see the module docstring for the convention)."""
-    return profile_model(model, input_size).madds
+def summarize_by_kind(stats: ModelStats, kinds: Optional[Sequence[str]] = None) -> List[dict]:
+    """Totals per operator kind with their shares of MAdds, weights and MAC (%), largest
+    MAdds first. ``weights`` counts conv and FC weight tensors only, as MobileNetV1's
+    Table 2 does. ``kinds`` restricts the rows (shares stay relative to the whole model)."""
+    rows: Dict[str, dict] = {}
+    for r in stats.layers:
+        row = rows.setdefault(r.kind, {"kind": r.kind, "layers": 0, "params": 0, "weights": 0, "madds": 0, "mac": 0})
+        row["layers"] += 1
+        for key in ("params", "weights", "madds", "mac"):
+            row[key] += getattr(r, key)
+    total_weights = sum(r.weights for r in stats.layers)
+    out = []
+    for row in sorted(rows.values(), key=lambda r: (-r["madds"], -r["mac"])):
+        if kinds is not None and row["kind"] not in kinds:
+            continue
+        row["madds_share"] = 100.0 * row["madds"] / stats.madds if stats.madds else 0.0
+        row["weights_share"] = 100.0 * row["weights"] / total_weights if total_weights else 0.0
+        row["mac_share"] = 100.0 * row["mac"] / stats.mac if stats.mac else 0.0
+        out.append(row)
+    return out

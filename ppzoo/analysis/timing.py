@@ -30,7 +30,7 @@ class Timing:
         return float(np.mean(self.samples))
 
     def as_dict(self, scale: float = 1e3) -> Dict[str, float]:
-        """Median, p50/p90 and mean in milliseconds (``scale=1e3``)."""
+        """p50 (median), p90 and mean in milliseconds (``scale=1e3``), and the number of runs."""
         return {"p50": self.median * scale, "p90": self.p90 * scale, "mean": self.mean * scale,
                 "runs": len(self.samples)}
 

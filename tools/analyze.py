@@ -1,0 +1,51 @@
+"""Params, MAdds, paddle.flops, memory access cost, activations and (with --latency)
+measured latency of zoo models, per model or per layer.
+
+    python tools/analyze.py 'mobilenet_v1*' --latency
+    python tools/analyze.py mobilenet_v1_x1_0 --by-type                # MobileNetV1's Table 2
+    python tools/analyze.py shufflenet_v1_g3_x1_0 --per-layer --format csv
+    python tools/analyze.py 'mobilenet*' 'shufflenet_v1_g3*' --latency --plot tradeoff.png
+"""
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ppzoo.cli import run  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="names, PaddleClas names or shell patterns ('mobilenet_v1*')")
+    parser.add_argument("--input-size", type=int, help="square input side (default: each model's own)")
+    parser.add_argument("--small-input", action="store_true", help="build the models in small-input mode")
+    parser.add_argument("--per-layer", action="store_true", help="also one row per operator")
+    parser.add_argument("--by-type", action="store_true", help="also totals and shares per operator kind")
+    parser.add_argument("--latency", action="store_true", help="measure dygraph and exported-predictor latency")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch for --latency")
+    parser.add_argument("--threads", type=int, help="CPU threads for --latency (default: one per core)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed runs for --latency")
+    parser.add_argument("--warmup", type=int, default=5, help="warm-up runs for --latency")
+    parser.add_argument("--dtype", default="float32", help="element type for MAC in bytes (float32, float16, int8)")
+    parser.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"])
+    parser.add_argument("--plot", metavar="PNG", help="one model: per-layer MAC/MAdds bars; several: top-1 vs "
+                        "MAdds (and vs latency with --latency)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    args = parser.parse_args()
+
+    from ppzoo.analysis import analyze, format_report, resolve_models
+
+    names = resolve_models(args.models)
+    results = analyze(names, args.input_size, latency=args.latency, batch_size=args.batch_size, threads=args.threads,
+                      warmup=args.warmup, repeat=args.repeat, small_input=args.small_input, dtype=args.dtype)
+    sys.stdout.write(format_report(results, args.format, per_layer=args.per_layer, by_kind=args.by_type))
+    if args.plot:
+        from ppzoo.analysis.plot import plot_layers, plot_tradeoffs
+
+        path = plot_layers(results[0], args.plot) if len(results) == 1 else plot_tradeoffs(results, args.plot)
+        print(f"plot written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main)
