@@ -21,7 +21,7 @@ def run(main: Callable[[], object]) -> None:
     except BrokenPipeError:  # output piped into head & co.
         sys.stderr.close()
         sys.exit(0)
-    except (ValueError, OSError, KeyError) as e:
+    except (ValueError, OSError) as e:
         if debug:
             raise
         message = str(e).strip() or type(e).__name__

@@ -235,6 +235,8 @@ def _check_keys(section: dict, spec: Dict[str, tuple], where: str, extra: Sequen
         raise ConfigError(f"'{where}' must be a mapping, got {type(section).__name__}")
     out = {}
     for key, value in section.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"'{where}' has a key that is not a name: {key!r}")
         if key in extra:
             out[key] = value
             continue
@@ -282,32 +284,51 @@ def check_params(fn, params: dict, where: str, skip: Sequence[str] = ()) -> None
             raise ConfigError(f"'{where}.{key}' must be {_type_name(hint)}, got {value!r}")
 
 
-def _check_named(entry, registry: Dict[str, Any], kind: str, where: str, skip: Sequence[str] = ()):
-    """A ``{Name: {params}}`` list entry or a ``{name: Name, ...}`` mapping; returns (name, params)."""
+def _check_named(entry, registry: Dict[str, Any], kind: str, where: str, skip: Sequence[str] = (),
+                 build: bool = False):
+    """A ``{Name: {params}}`` list entry, a bare ``Name``, or a ``{name: Name, ...}``
+    mapping; returns (name, params). With ``build`` the component is also constructed, so
+    that bad values fail here, with their location, rather than when the run starts."""
     if isinstance(entry, dict) and "name" in entry:
         name, params = entry["name"], {k: v for k, v in entry.items() if k != "name"}
+        loc = where
     elif isinstance(entry, dict) and len(entry) == 1:
         name, params = next(iter(entry.items()))
-        params = params or {}
+        loc = f"{where}.{name}"
     elif isinstance(entry, str):
-        name, params = entry, {}
+        name, params, loc = entry, {}, f"{where}.{entry}"
     else:
         raise ConfigError(f"'{where}' must be '- {kind}Name: {{params}}' or have a 'name' key, got {entry!r}")
+    if not isinstance(name, str):
+        raise ConfigError(f"'{where}': a {kind} name must be a string, got {name!r}")
     if name not in registry:
-        close = difflib.get_close_matches(str(name), list(registry), n=3, cutoff=0.4)
+        close = difflib.get_close_matches(name, list(registry), n=3, cutoff=0.4)
         hint = f"did you mean {' or '.join(close)}?" if close else f"valid: {', '.join(sorted(registry))}"
         raise ConfigError(f"unknown {kind} '{name}' at '{where}'; {hint}")
-    check_params(registry[name], params, f"{where}.{name}" if "name" not in entry else where, skip)
+    params = params or {}
+    check_params(registry[name], params, loc, skip)
+    if build:
+        try:
+            registry[name](**{k: v for k, v in params.items() if k not in skip})
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"'{loc}': {e}") from None
     return name, params
 
 
-def _check_list(value, registry, kind: str, where: str, skip: Sequence[str] = ()) -> list:
+def _check_list(value, registry, kind: str, where: str, build: bool = True) -> list:
+    """A list of components -> the canonical ``[{Name: {params}}, ...]`` the builders read."""
     if value is None:
         return []
     if not isinstance(value, list):
         raise ConfigError(f"'{where}' must be a list of '- {kind}Name: {{params}}' entries, got {value!r}")
-    for i, entry in enumerate(value):
-        _check_named(entry, registry, kind, f"{where}.{i}", skip)
+    return [dict([_check_named(entry, registry, kind, f"{where}.{i}", build=build)]) for i, entry in enumerate(value)]
+
+
+def _check_mapping(value, where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{where}' must be a mapping, got {type(value).__name__}: {value!r}")
     return value
 
 
@@ -337,11 +358,14 @@ def _check_arch(arch: dict, global_: dict) -> dict:
         if key in arch and not check_type(arch[key], hint):
             raise ConfigError(f"'Arch.{key}' must be {_type_name(hint)}, got {arch[key]!r}")
     out = dict(arch)
-    classes = arch.get("class_num", arch.get("num_classes", global_.get("class_num")))
-    if classes is None:
-        classes = 1000
-    if not isinstance(classes, int) or classes < 1:
-        raise ConfigError(f"'Arch.class_num' must be a positive int, got {classes!r}")
+    given = {k: v for k, v in (("Arch.class_num", arch.get("class_num")), ("Arch.num_classes", arch.get("num_classes")),
+                               ("Global.class_num", global_.get("class_num"))) if v is not None}
+    if len(set(given.values())) > 1:
+        raise ConfigError("the number of classes is given twice and differently: "
+                          + ", ".join(f"{k}={v}" for k, v in given.items()) + "; keep one")
+    classes = next(iter(given.values()), 1000)
+    if classes < 1:
+        raise ConfigError(f"the number of classes must be >= 1, got {classes}")
     out.pop("num_classes", None)
     out["class_num"] = classes
     out.setdefault("infer_add_softmax", False)
@@ -354,7 +378,8 @@ def _check_optimizer(opt: dict) -> dict:
     if not isinstance(opt, dict) or "name" not in opt:
         raise ConfigError("'Optimizer' needs a 'name', one of " + ", ".join(sorted(OPTIMIZERS)))
     extra = ("name", "lr", "regularizer") + tuple(OPTIMIZER_EXTRA)
-    _check_named({k: v for k, v in opt.items() if k not in extra[1:]}, OPTIMIZERS, "optimizer", "Optimizer")
+    _check_named({k: v for k, v in opt.items() if k not in extra[1:]}, OPTIMIZERS, "optimizer", "Optimizer",
+                 build=True)
     out = _check_keys({k: v for k, v in opt.items() if k in OPTIMIZER_EXTRA}, OPTIMIZER_EXTRA, "Optimizer")
     out.update({k: v for k, v in opt.items() if k not in OPTIMIZER_EXTRA})
     for item in out["no_weight_decay"]:
@@ -364,8 +389,11 @@ def _check_optimizer(opt: dict) -> dict:
     lr = opt.get("lr", {"name": "Constant", "learning_rate": 0.1})
     if not isinstance(lr, dict) or "name" not in lr:
         raise ConfigError("'Optimizer.lr' needs a 'name', one of " + ", ".join(sorted(LR_SCHEDULES)))
-    _check_named(lr, LR_SCHEDULES, "LR schedule", "Optimizer.lr")
+    _check_named(lr, LR_SCHEDULES, "LR schedule", "Optimizer.lr", build=True)
     out["lr"] = lr
+    if opt["name"] == "AdamW" and opt.get("regularizer") is not None:
+        raise ConfigError("'Optimizer.regularizer' cannot be used with AdamW, which decays weights itself "
+                          "(Optimizer.weight_decay); set it to null")
     if opt.get("regularizer") is not None:
         reg = _check_keys(opt["regularizer"], REGULARIZER, "Optimizer.regularizer")
         if reg["name"] not in ("L1", "L2"):
@@ -388,9 +416,11 @@ def _check_dataloader(dl: dict, mode: str, where: str) -> dict:
     if not isinstance(ds, dict) or "name" not in ds:
         raise ConfigError(f"'{where}.dataset' needs a 'name', one of {', '.join(sorted(DATASETS))}")
     _check_named(ds, DATASETS, "dataset", f"{where}.dataset", skip=("transform_ops", "batch_transform_ops"))
-    _check_list(ds.get("transform_ops"), TRANSFORMS, "transform", f"{where}.dataset.transform_ops")
-    _check_list(ds.get("batch_transform_ops"), BATCH_TRANSFORMS, "batch transform",
-                f"{where}.dataset.batch_transform_ops")
+    ds = dict(ds, transform_ops=_check_list(ds.get("transform_ops"), TRANSFORMS, "transform",
+                                            f"{where}.dataset.transform_ops"))
+    if ds.get("batch_transform_ops") is not None:
+        ds["batch_transform_ops"] = _check_list(ds["batch_transform_ops"], BATCH_TRANSFORMS, "batch transform",
+                                                f"{where}.dataset.batch_transform_ops")
     sampler = _check_keys(dl.get("sampler"), SAMPLER, f"{where}.sampler")
     if sampler["name"] not in ("DistributedBatchSampler", "BatchSampler"):
         raise ConfigError(f"'{where}.sampler.name' must be DistributedBatchSampler or BatchSampler, "
@@ -401,14 +431,25 @@ def _check_dataloader(dl: dict, mode: str, where: str) -> dict:
     return {"dataset": ds, "sampler": sampler, "loader": loader}
 
 
+def _check_train_eval(section, registry, kind: str, where: str, default: dict) -> dict:
+    section = _check_mapping(section, where) or default
+    out = {}
+    for key, value in section.items():
+        if key not in ("Train", "Eval"):
+            raise _unknown(key, ("Train", "Eval"), where)
+        out[key] = _check_list(value, registry, kind, f"{where}.{key}")
+    return out
+
+
 def validate(cfg: dict) -> dict:
-    """Check every section, fill defaults, return the resolved config."""
+    """Check every section, fill defaults, return the resolved config with every component
+    list in the canonical ``[{Name: {params}}]`` form."""
     from .data import TRANSFORMS
     from .engine.builders import LOSSES, METRICS
 
     for key in cfg:
         if key not in SECTIONS:
-            raise _unknown(key, SECTIONS, "")
+            raise _unknown(str(key), SECTIONS, "")
     for key in REQUIRED:
         if key not in cfg:
             raise ConfigError(f"section '{key}' is missing")
@@ -422,31 +463,20 @@ def validate(cfg: dict) -> dict:
     if g["to_static"]:
         raise ConfigError("'Global.to_static: true' is not supported for training; use tools/export.py to get "
                           "a static model")
-    if len(g["image_shape"]) != 3:
-        raise ConfigError(f"'Global.image_shape' must be [C, H, W], got {g['image_shape']}")
-    out["Arch"] = _check_arch(cfg["Arch"], g)
-    loss = cfg.get("Loss") or {"Train": [{"CELoss": {"weight": 1.0}}], "Eval": [{"CELoss": {"weight": 1.0}}]}
-    out["Loss"] = {}
-    for key, value in loss.items():
-        if key not in ("Train", "Eval"):
-            raise _unknown(key, ("Train", "Eval"), "Loss")
-        out["Loss"][key] = _check_list(value, LOSSES, "loss", f"Loss.{key}")
-    metric = cfg.get("Metric") or {"Train": [{"TopkAcc": {"topk": [1, 5]}}], "Eval": [{"TopkAcc": {"topk": [1, 5]}}]}
-    out["Metric"] = {}
-    for key, value in metric.items():
-        if key not in ("Train", "Eval"):
-            raise _unknown(key, ("Train", "Eval"), "Metric")
-        out["Metric"][key] = _check_list(value, METRICS, "metric", f"Metric.{key}")
+    if len(g["image_shape"]) != 3 or min(g["image_shape"]) < 1:
+        raise ConfigError(f"'Global.image_shape' must be [C, H, W] with positive sizes, got {g['image_shape']}")
+    out["Arch"] = _check_arch(_check_mapping(cfg["Arch"], "Arch"), g)
+    ce = [{"CELoss": {"weight": 1.0}}]
+    out["Loss"] = _check_train_eval(cfg.get("Loss"), LOSSES, "loss", "Loss", {"Train": ce, "Eval": ce})
+    top = [{"TopkAcc": {"topk": [1, 5]}}]
+    out["Metric"] = _check_train_eval(cfg.get("Metric"), METRICS, "metric", "Metric", {"Train": top, "Eval": top})
     if "Optimizer" in cfg:
-        out["Optimizer"] = _check_optimizer(cfg["Optimizer"])
+        out["Optimizer"] = _check_optimizer(_check_mapping(cfg["Optimizer"], "Optimizer"))
     if "DataLoader" in cfg:
-        dls = cfg["DataLoader"]
-        if not isinstance(dls, dict):
-            raise ConfigError("'DataLoader' must be a mapping with Train and/or Eval")
         out["DataLoader"] = {}
-        for key, value in dls.items():
+        for key, value in _check_mapping(cfg["DataLoader"], "DataLoader").items():
             if key not in ("Train", "Eval"):
-                raise _unknown(key, ("Train", "Eval"), "DataLoader")
+                raise _unknown(str(key), ("Train", "Eval"), "DataLoader")
             out["DataLoader"][key] = _check_dataloader(value, key, f"DataLoader.{key}")
     if "AMP" in cfg:
         out["AMP"] = _check_keys(cfg["AMP"], AMP, "AMP")
@@ -457,9 +487,9 @@ def validate(cfg: dict) -> dict:
         if not 0.0 < out["EMA"]["decay"] < 1.0:
             raise ConfigError(f"'EMA.decay' must be in (0, 1), got {out['EMA']['decay']}")
     if "Infer" in cfg:
-        infer = cfg["Infer"] or {}
+        infer = _check_mapping(cfg["Infer"], "Infer")
         out["Infer"] = _check_keys({k: v for k, v in infer.items() if k not in ("transforms", "PostProcess")},
-                                   INFER, "Infer", extra=())
+                                   INFER, "Infer")
         out["Infer"]["transforms"] = _check_list(infer.get("transforms"), TRANSFORMS, "transform", "Infer.transforms")
         out["Infer"]["PostProcess"] = _check_keys(infer.get("PostProcess"), POSTPROCESS, "Infer.PostProcess")
     return out
@@ -467,25 +497,31 @@ def validate(cfg: dict) -> dict:
 
 # ---------------------------------------------------------------------------- public
 
+def _blame(message: str, overrides: Sequence[str]) -> Optional[str]:
+    """The last override whose key is, contains or lies under a key the message quotes."""
+    quoted = re.findall(r"'([A-Za-z_][\w.]*)'", message)
+    for text in reversed(list(overrides)):
+        key = text.split("=", 1)[0].strip()
+        if any(key == q or key.startswith(q + ".") or q.startswith(key + ".") for q in quoted):
+            return text
+    return None
+
+
 def load_config(path: str, overrides: Sequence[str] = ()) -> dict:
     """Read, merge ``_base_`` files, apply ``-o`` overrides, validate and fill defaults.
 
     Raises:
-        ConfigError: one line naming the file, key or value and what would be valid. Errors
-        caused by an override say so.
+        ConfigError: one line naming the file, key or value and what would be valid. An
+        error about a key an override set says ``-o KEY=VALUE: ...``.
     """
     cfg = _load_with_bases(path)
-    try:
-        resolved = validate(cfg)
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
     for text in overrides or ():
         _apply_override(cfg, text)
-        try:
-            resolved = validate(cfg)
-        except ConfigError as e:
-            raise ConfigError(f"-o {text}: {e}") from None
-    return resolved
+    try:
+        return validate(cfg)
+    except ConfigError as e:
+        culprit = _blame(str(e), overrides or ())
+        raise ConfigError(f"-o {culprit}: {e}" if culprit else f"{path}: {e}") from None
 
 
 def dump_config(cfg: dict) -> str:

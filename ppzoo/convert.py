@@ -11,15 +11,15 @@ one, checking every name and shape. Two things are not a renaming:
   inputs of fc6 and fc7 at inference; ours scales during training instead. Multiplying
   the fc6 and fc7 weights by (1 - p) makes the two identical in both modes.
 """
-import os
 from typing import Dict, Iterator, Tuple
 
 import numpy as np
 import paddle
 
+from .fileio import atomic_write
 from .models.mobilenet_v1 import BLOCKS as MOBILENET_V1_BLOCKS
 from .models.mobilenet_v2 import SETTINGS as MOBILENET_V2_SETTINGS
-from .registry import create_model, model_info, resolve_name
+from .registry import create_model, list_models, model_info, resolve_name
 from .weights import WeightsError, read_state_dict
 
 __all__ = ["convert_paddleclas", "convert_paddleclas_file", "SUPPORTED_FAMILIES"]
@@ -117,8 +117,6 @@ def convert_paddleclas(state: Dict[str, np.ndarray], name: str, source: str = "s
 
 
 def _paddleclas_models(family: str):
-    from .registry import list_models
-
     return [n for n in list_models() if model_info(n).family == family and model_info(n).paddleclas_names]
 
 
@@ -126,8 +124,5 @@ def convert_paddleclas_file(name: str, src: str, dst: str) -> Dict:
     """Convert the PaddleClas weight file ``src`` for model ``name`` and write ``dst``
     atomically. Returns the model kwargs the weights need."""
     converted, kwargs = convert_paddleclas(read_state_dict(src), name, source=src)
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    tmp = f"{dst}.tmp{os.getpid()}"
-    paddle.save({k: paddle.to_tensor(v) for k, v in converted.items()}, tmp)
-    os.replace(tmp, dst)
+    atomic_write(dst, lambda tmp: paddle.save({k: paddle.to_tensor(v) for k, v in converted.items()}, tmp))
     return kwargs

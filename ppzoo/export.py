@@ -118,7 +118,18 @@ def export_model(model: paddle.nn.Layer, save_dir: str, input_shape: Sequence[in
         raise ExportError(f"input_shape must be [C, H, W] with positive sizes, got {input_shape}")
     if batch_size is not None and batch_size < 1:
         raise ExportError(f"batch_size must be >= 1 or None (dynamic), got {batch_size}")
+    was_training = model.training
     model.eval()
+    try:
+        return _export(model, save_dir, input_shape, name, add_softmax, batch_size, preprocess, topk, class_names,
+                       onnx, verify)
+    finally:
+        if was_training:
+            model.train()
+
+
+def _export(model, save_dir, input_shape, name, add_softmax, batch_size, preprocess, topk, class_names, onnx,
+            verify) -> dict:
     net = _Softmax(model) if add_softmax else model
     batch = np.random.default_rng(0).standard_normal([batch_size or 2, *input_shape]).astype("float32")
     try:
@@ -139,7 +150,15 @@ def export_model(model: paddle.nn.Layer, save_dir: str, input_shape: Sequence[in
         "class_names": list(class_names) if class_names else None,
     }
     with tempfile.TemporaryDirectory(dir=save_dir) as tmp:  # write, check, then move into place
-        paddle.jit.save(net, os.path.join(tmp, "inference"), input_spec=[spec])
+        try:
+            paddle.jit.save(net, os.path.join(tmp, "inference"), input_spec=[spec])
+        except Exception as e:  # tracing errors come in many types
+            raise ExportError(f"paddle.jit.save cannot trace the model: {type(e).__name__}: "
+                              f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
+        missing = [f for f in REQUIRED_FILES[:2] if not os.path.isfile(os.path.join(tmp, f))]
+        if missing:
+            raise ExportError(f"paddle.jit.save wrote no {', '.join(missing)}: the model has no parameters or "
+                              "could not be traced")
         _write_yaml(os.path.join(tmp, "inference.yml"), meta)
         if verify:
             diff = float(np.abs(_predictor_output(tmp, batch) - reference).max())
@@ -171,24 +190,46 @@ def read_metadata(model_dir: str) -> dict:
     missing = [f for f in REQUIRED_FILES if not os.path.isfile(os.path.join(model_dir, f))]
     if missing:
         raise ExportError(f"{model_dir} is incomplete: missing {', '.join(missing)} (write it with tools/export.py)")
+    path = os.path.join(model_dir, "inference.yml")
     try:
-        with open(os.path.join(model_dir, "inference.yml"), encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             meta = yaml.safe_load(f)
-        meta["input"]["shape"]
-    except (yaml.YAMLError, KeyError, TypeError) as e:
-        raise ExportError(f"{model_dir}/inference.yml is not ppzoo export metadata: {e}") from None
+    except yaml.YAMLError as e:
+        raise ExportError(f"{path} is not valid YAML: {e}") from None
+    required = {"model": str, "input": dict, "output": dict, "PreProcess": dict, "PostProcess": dict}
+    wrong = [k for k, t in required.items() if not isinstance(meta, dict) or not isinstance(meta.get(k), t)]
+    if wrong or "shape" not in meta["input"] or "transform_ops" not in meta["PreProcess"]:
+        raise ExportError(f"{path} is not ppzoo export metadata (missing or malformed: "
+                          f"{', '.join(wrong) or 'input.shape / PreProcess.transform_ops'}); export again")
     return meta
+
+
+def _mean_std(name: str):
+    from .registry import model_info
+
+    info = model_info(name)
+    return info.mean, info.std
+
+
+def _eval_preprocess(cfg: dict) -> Optional[list]:
+    """The eval set's transforms, made to start from encoded image bytes: what the model
+    was validated with is the safest guess when the config has no ``Infer.transforms``."""
+    ops = cfg.get("DataLoader", {}).get("Eval", {}).get("dataset", {}).get("transform_ops")
+    if not ops:
+        return None
+    names = [next(iter(op)) for op in ops]
+    return ops if names[0] == "DecodeImage" else [{"DecodeImage": {"to_rgb": True}}] + list(ops)
 
 
 def export_from_config(cfg: dict, random_weights: bool = False, batch_size: Optional[int] = None,
                        onnx: bool = False) -> dict:
     """What ``tools/export.py`` does: build ``Arch``, load ``Global.pretrained_model``, take
     the input size from ``Global.image_shape``, preprocessing from ``Infer.transforms``
-    and class names from ``Infer.PostProcess.class_id_map_file`` (or the eval set's
+    (else the eval set's transforms, else resize/crop/normalise with the model's mean and
+    std), class names from ``Infer.PostProcess.class_id_map_file`` (or the eval set's
     ``class_names_path``), and export to ``Global.save_inference_dir``."""
     from .data.datasets import _read_class_names
     from .engine.builders import build_model
-    from .registry import model_info
     from .weights import load_weights
 
     g, arch = cfg["Global"], cfg["Arch"]
@@ -201,11 +242,12 @@ def export_from_config(cfg: dict, random_weights: bool = False, batch_size: Opti
         load_weights(model, weights)
     infer = cfg.get("Infer", {})
     post = infer.get("PostProcess") or {}
+    preprocess = infer.get("transforms") or _eval_preprocess(cfg) or default_preprocess(g["image_shape"],
+                                                                                          *_mean_std(arch["name"]))
     names_file = post.get("class_id_map_file") or (
         cfg.get("DataLoader", {}).get("Eval", {}).get("dataset", {}).get("class_names_path"))
-    info = model_info(arch["name"])
     return export_model(model, g["save_inference_dir"], g["image_shape"], name=arch["name"],
                         add_softmax=arch.get("infer_add_softmax", False), batch_size=batch_size,
-                        preprocess=infer.get("transforms") or default_preprocess(g["image_shape"], info.mean, info.std),
+                        preprocess=preprocess,
                         topk=post.get("topk", 5), class_names=_read_class_names(names_file) if names_file else None,
                         onnx=onnx)

@@ -11,12 +11,14 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 import paddle
 import paddle.inference as paddle_infer
+from PIL import Image
 
 from .analysis import time_fn
 from .data import BadImageError, build_transforms
-from .export import read_metadata
+from .data.datasets import IMAGE_EXTENSIONS
+from .export import ExportError, read_metadata
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "collect_images", "accuracy"]
 
 
 def _read_image(item) -> bytes:
@@ -28,7 +30,9 @@ def _read_image(item) -> bytes:
                 return f.read()
         except OSError as e:
             raise BadImageError(f"cannot read image: {e.strerror}") from None
-    return item  # PIL image or HWC uint8 array: DecodeImage accepts them
+    if isinstance(item, (Image.Image, np.ndarray)):
+        return item  # DecodeImage accepts them
+    raise BadImageError(f"expected a path, bytes, a PIL image or an HWC uint8 array, got {type(item).__name__}")
 
 
 class Predictor:
@@ -69,7 +73,11 @@ class Predictor:
             else:
                 config.disable_onednn()
         config.disable_glog_info()
-        self.predictor = paddle_infer.create_predictor(config)
+        try:
+            self.predictor = paddle_infer.create_predictor(config)
+        except (RuntimeError, ValueError, OSError) as e:  # a corrupt program or weights file
+            raise ExportError(f"paddle.inference cannot load {model_dir}: {str(e).strip().splitlines()[0]} "
+                              "(export it again)") from None
         self.settings = {"device": device, "threads": threads or os.cpu_count(), "onednn": onednn and device == "cpu",
                          "tensorrt": tensorrt}
         self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
@@ -117,6 +125,8 @@ class Predictor:
         probabilities unless the model already ends in a softmax)."""
         if isinstance(images, (str, bytes, os.PathLike)):
             images = [images]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         topk = topk or self.meta["PostProcess"].get("topk", 5)
         fixed = self.input_shape[0]
         batch_size = min(batch_size, fixed) if fixed else batch_size
@@ -137,6 +147,8 @@ class Predictor:
     def benchmark(self, batch_size: int = 1, warmup: int = 10, repeat: int = 50) -> dict:
         """Latency of ``run`` on a random batch: warm-up, then p50/p90 over ``repeat`` runs."""
         fixed, *chw = self.input_shape
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if fixed is not None and batch_size != fixed:
             raise ValueError(f"this model was exported with a fixed batch of {fixed}; benchmark batch {batch_size} "
                              f"is not possible")
@@ -145,6 +157,46 @@ class Predictor:
         ms = timing.as_dict()
         return {"batch_size": batch_size, "warmup": warmup, "runs": repeat, **self.settings, "p50_ms": ms["p50"],
                 "p90_ms": ms["p90"], "mean_ms": ms["mean"], "images_per_s": batch_size / timing.median}
+
+
+def collect_images(source: str, image_root: Optional[str] = None):
+    """An image, a folder (searched recursively, sorted) or a label list (``path label``
+    per line, paths relative to ``image_root`` or the list's folder) -> (paths, labels or None)."""
+    if os.path.isdir(source):
+        paths = sorted(os.path.join(d, f) for d, _, files in os.walk(source) for f in files
+                       if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not paths:
+            raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {source}")
+        return paths, None
+    if not os.path.isfile(source):
+        raise ValueError(f"input not found: {source}")
+    if source.lower().endswith(IMAGE_EXTENSIONS):
+        return [source], None
+    if not source.lower().endswith((".txt", ".list", ".lst")):
+        raise ValueError(f"{source}: expected an image ({', '.join(IMAGE_EXTENSIONS)}), a folder, or a label list "
+                         "(.txt with 'path label' lines)")
+    root = image_root or os.path.dirname(source)
+    paths, labels = [], []
+    with open(source, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                *path, label = line.split()
+                if not path or not label.lstrip("-").isdigit():
+                    raise ValueError(f"{source}:{number}: expected 'relative/path.jpg label', got {line.strip()!r}")
+                paths.append(os.path.join(root, " ".join(path)))
+                labels.append(int(label))
+    if not paths:
+        raise ValueError(f"{source} lists no images")
+    return paths, labels
+
+
+def accuracy(predictions: List[List[dict]], labels: Sequence[int]) -> dict:
+    """Top-1 and top-k (k = entries per prediction) accuracy in percent."""
+    k = len(predictions[0])
+    n = len(labels)
+    top1 = sum(p[0]["class_id"] == y for p, y in zip(predictions, labels))
+    topk = sum(y in [t["class_id"] for t in p] for p, y in zip(predictions, labels))
+    return {"images": n, "top1": 100.0 * top1 / n, f"top{k}": 100.0 * topk / n}
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:

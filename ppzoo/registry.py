@@ -61,6 +61,9 @@ def register_model(fn: Optional[Callable] = None, *, name: Optional[str] = None,
             raise ValueError(f"a model is already registered under the name '{key}'")
         meta = ModelInfo(name=key, **info)
         for alias in meta.paddleclas_names:
+            if alias.lower() in _paddleclas_names:
+                raise ValueError(f"PaddleClas name '{alias}' already maps to '{_paddleclas_names[alias.lower()]}'")
+        for alias in meta.paddleclas_names:
             _paddleclas_names[alias.lower()] = key
         _model_entrypoints[key] = builder
         _model_info[key] = meta

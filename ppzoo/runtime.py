@@ -55,4 +55,10 @@ def set_cpu_threads(threads: Optional[int]) -> int:
 
 def cpu_threads() -> int:
     """Threads Paddle's CPU kernels use."""
-    return _threads["count"] or int(os.environ.get("OMP_NUM_THREADS", "1"))
+    if _threads["count"]:
+        return _threads["count"]
+    value = os.environ.get("OMP_NUM_THREADS", "1")
+    try:
+        return int(value.split(",")[0])
+    except ValueError:
+        raise ValueError(f"OMP_NUM_THREADS must be a number of threads, got {value!r}") from None

@@ -66,8 +66,8 @@ def load_weights(model: paddle.nn.Layer, weights: Union[str, Dict], skip_mismatc
             detail.append(f"{len(unexpected)} file tensors unknown to the model (first: '{unexpected[0]}')")
         raise WeightsError(f"{source} does not fit {type(model).__name__}: {'; '.join(detail)}. Was it saved "
                            "from another model? PaddleClas weights need tools/convert_weights.py first.")
-    classifier = {f"fc.{n}" for n, _ in model.get_classifier().named_parameters()} if hasattr(
-        model, "get_classifier") else set()
+    head = {id(p) for p in model.get_classifier().parameters()} if hasattr(model, "get_classifier") else set()
+    classifier = {n for n, p in model.named_parameters() if id(p) in head}
     skipped, state = [], {}
     for name, tensor in own.items():
         value = weights[name]

@@ -1,10 +1,14 @@
 """Config loading: _base_ merge, overrides, defaults and every kind of bad input."""
 import textwrap
 
+import paddle
 import pytest
 import yaml
 
+import ppzoo
 from ppzoo.config import ConfigError, dump_config, load_config, parse_override
+from ppzoo.data import build_batch_transforms, build_transforms
+from ppzoo.engine.builders import build_loss, build_lr_scheduler, build_optimizer
 
 from conftest import ROOT
 
@@ -140,6 +144,63 @@ def test_print_config_round_trips(tmp_path):
 
 @pytest.mark.parametrize("path", sorted(p.relative_to(ROOT) for p in (ROOT / "configs").rglob("*.yaml")
                                         if "_base_" not in p.parts))
-def test_every_shipped_config_loads(path):
+def test_every_shipped_config_loads_and_builds(path):
+    """Everything but the data: model name, losses, optimizer + schedule, transforms."""
     cfg = load_config(str(ROOT / path))
-    assert cfg["Arch"]["name"]
+    assert cfg["Arch"]["name"] in ppzoo.list_models() or ppzoo.registry.resolve_name(cfg["Arch"]["name"])
+    build_loss(cfg["Loss"]["Train"])(paddle.rand([2, cfg["Arch"]["class_num"]]), paddle.to_tensor([0, 1]))
+    model = paddle.nn.Linear(2, 2)
+    build_optimizer(cfg["Optimizer"], model, build_lr_scheduler(cfg["Optimizer"]["lr"], cfg["Global"]["epochs"], 10))
+    for section in cfg["DataLoader"].values():
+        assert build_transforms(section["dataset"]["transform_ops"]).ops
+        build_batch_transforms(section)
+    assert build_transforms(cfg["Infer"]["transforms"]).ops
+
+
+def test_entry_forms_are_made_canonical(tmp_path):
+    cfg = load_config(write(tmp_path, MINIMAL + """
+Loss:
+  Train:
+    - name: CELoss
+      epsilon: 0.1
+    - CELoss
+Metric:
+  Train:
+    - TopkAcc:
+        topk: [5, 1]
+"""))
+    assert cfg["Loss"]["Train"] == [{"CELoss": {"epsilon": 0.1}}, {"CELoss": {}}]
+    assert build_loss(cfg["Loss"]["Train"])(paddle.rand([2, 10]), paddle.to_tensor([1, 2])).shape == []
+    assert cfg["DataLoader"]["Train"]["dataset"]["transform_ops"] == [{"NormalizeImage": {"scale": "1.0/255.0"}}]
+
+
+@pytest.mark.parametrize("extra,message", [
+    ("Metric:\n  Train:\n    - TopkAcc:\n        topk: [5]\n", r"'Metric.Train.0.TopkAcc': topk must include 1"),
+    ("Metric:\n  Train:\n    - TopkAcc:\n        topk: []\n", r"topk must be a list of positive ints"),
+    ("Loss: [CELoss]\n", r"'Loss' must be a mapping, got list"),
+    ("Infer: [x]\n", r"'Infer' must be a mapping"),
+    ("Global:\n  1: 2\n", r"'Global' has a key that is not a name: 1"),
+    ("Loss:\n  Train:\n    - name: [CELoss]\n", r"a loss name must be a string"),
+    ("Loss:\n  Train:\n    - CELoss:\n        epsilon: 1.5\n", r"'Loss.Train.0.CELoss': CELoss.epsilon must be in \[0, 1\)"),
+    ("Global:\n  class_num: 12\n", r"given twice and differently: Arch.class_num=10, Global.class_num=12"),
+])
+def test_more_bad_values(tmp_path, extra, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, MINIMAL + extra))
+
+
+def test_optimizer_checks_happen_before_the_run(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(ConfigError, match=r"'Optimizer.lr': step_size must be >= 1 epoch"):
+        load_config(path, ["Optimizer.lr={name: Step, learning_rate: 0.1, step_size: 0}"])
+    with pytest.raises(ConfigError, match="cannot be used with AdamW"):
+        load_config(path, ["Optimizer={name: AdamW, regularizer: {name: L2, coeff: 0.1}}"])
+    with pytest.raises(ConfigError, match=r"'Optimizer.lr': Piecewise needs len\(values\) == len\(decay_epochs\) \+ 1"):
+        load_config(path, ["Optimizer.lr={name: Piecewise, decay_epochs: [1, 2], values: [0.1, 0.01]}"])
+
+
+def test_class_num_null_falls_back_to_global_and_overrides_complete_a_file(tmp_path):
+    cfg = load_config(write(tmp_path, "Global: {class_num: 10}\nArch: {name: alexnet, class_num: null}\n"))
+    assert cfg["Arch"]["class_num"] == 10
+    incomplete = write(tmp_path, "Global: {epochs: 2}\n", "incomplete.yaml")
+    assert load_config(incomplete, ["Arch.name=mobilenet_v1_x0_25"])["Arch"]["name"] == "mobilenet_v1_x0_25"

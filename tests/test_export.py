@@ -1,5 +1,6 @@
 """Export with paddle.jit, run with paddle.inference (and ONNX Runtime), and their errors."""
 import json
+from pathlib import Path
 
 import numpy as np
 import paddle
@@ -27,6 +28,8 @@ def exported(tmp_path_factory):
         model = ppzoo.create_model(name, num_classes=7)
         folder = tmp_path_factory.mktemp(name)
         export_model(model, str(folder), SHAPE, name=name, class_names=[f"class{i}" for i in range(7)], topk=3)
+        assert model.training  # export leaves the caller's mode alone
+        model.eval()  # AlexNet's dropout
         out[name] = (model, str(folder))
     return out
 
@@ -50,9 +53,15 @@ def test_folder_layout_and_metadata(exported):
     ops = [next(iter(op)) for op in meta["PreProcess"]["transform_ops"]]
     assert ops == ["DecodeImage", "ResizeImage", "CropImage", "NormalizeImage"]
     assert meta["checks"]["paddle_inference_max_abs_diff"] <= 1e-4
-    predictions = Predictor(folder).predict([str(ROOT / "docs" / "images" / "digits" / "digit_3.png")])
-    assert len(predictions[0]) == 3 and predictions[0][0]["label"].startswith("class")
-    assert sum(p["score"] for p in predictions[0]) <= 1.0 + 1e-6
+    image = str(ROOT / "docs" / "images" / "digits" / "digit_3.png")
+    predictor = Predictor(folder)
+    predictions = predictor.predict([image])
+    logits = predictor.run(predictor.preprocess([image]))[0]
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    order = np.argsort(-probs)[:3]
+    assert [p["class_id"] for p in predictions[0]] == order.tolist()
+    assert [p["label"] for p in predictions[0]] == [f"class{i}" for i in order]
+    np.testing.assert_allclose([p["score"] for p in predictions[0]], probs[order], rtol=1e-5)
 
 
 def test_onnx_export_matches(tmp_path):
@@ -101,6 +110,17 @@ def test_missing_incomplete_folders_and_bad_images(exported, tmp_path):
     (tmp_path / "half" / "inference.json").write_text("{}")
     with pytest.raises(ExportError, match="half is incomplete: missing inference.pdiparams, inference.yml"):
         Predictor(str(tmp_path / "half"))
+    _, good = exported["mobilenet_v1_x0_25"]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in ("inference.pdiparams", "inference.yml"):
+        (broken / f).write_bytes((Path(good) / f).read_bytes())
+    (broken / "inference.json").write_text('{"not": "a program"}')
+    with pytest.raises(ExportError, match="paddle.inference cannot load .*broken.*export it again"):
+        Predictor(str(broken))
+    (broken / "inference.yml").write_text("model: x\ninput: {}\n")
+    with pytest.raises(ExportError, match="inference.yml is not ppzoo export metadata"):
+        Predictor(str(broken))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
     _, folder = exported["mobilenet_v1_x0_25"]
@@ -134,5 +154,10 @@ def test_export_infer_tools_end_to_end(tmp_path):
     assert "bad.png: cannot decode image" in result.stderr
     result = run_tool("tools/infer.py", "--model-dir", tmp_path / "none", "-i", digits)
     assert result.returncode == 2 and "model folder not found" in result.stderr
+    result = run_tool("tools/infer.py", "--model-dir", out, "-i", digits, "--batch-size", "0")
+    assert result.returncode == 2 and "batch_size must be >= 1" in result.stderr
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01")
+    result = run_tool("tools/infer.py", "--model-dir", out, "-i", tmp_path / "weights.bin")
+    assert result.returncode == 2 and "expected an image" in result.stderr
     meta = yaml.safe_load((out / "inference.yml").read_text())
     assert meta["input"]["shape"] == [None, 3, 32, 32]

@@ -5,6 +5,7 @@ import pytest
 
 from ppzoo.layers import (ChannelShuffle, ConvNormAct, DepthwiseSeparableConv, InvertedResidual, ShuffleUnit,
                           channel_shuffle, make_divisible, resolve_groups)
+from ppzoo.layers.channel_shuffle import onnx_compatible_shuffle
 
 
 def notes_channel_shuffle(x, groups):
@@ -34,6 +35,21 @@ def test_channel_shuffle_equals_reshape_transpose(shape, groups):
     x = paddle.rand(shape)
     np.testing.assert_array_equal(channel_shuffle(x, groups).numpy(), notes_channel_shuffle(x, groups).numpy())
     np.testing.assert_array_equal(ChannelShuffle(groups)(x).numpy(), notes_channel_shuffle(x, groups).numpy())
+
+
+def test_onnx_compatible_shuffle_traces_reshape_transpose_and_restores(tmp_path):
+    x = paddle.rand([2, 12, 3, 3])
+    fused = channel_shuffle(x, 3).numpy()
+    with onnx_compatible_shuffle():
+        with onnx_compatible_shuffle():
+            pass
+        np.testing.assert_array_equal(channel_shuffle(x, 3).numpy(), fused)  # still the reshape form inside
+        paddle.jit.save(ChannelShuffle(3), str(tmp_path / "m"),
+                        input_spec=[paddle.static.InputSpec([None, 12, 3, 3], "float32")])
+    program = (tmp_path / "m.json").read_text()
+    assert "channel_shuffle" not in program and "transpose" in program
+    paddle.jit.save(ChannelShuffle(3), str(tmp_path / "f"), input_spec=[paddle.static.InputSpec([None, 12, 3, 3], "float32")])
+    assert "channel_shuffle" in (tmp_path / "f.json").read_text()  # the fused op is back
 
 
 def test_channel_shuffle_moves_channels_as_the_paper_says():

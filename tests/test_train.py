@@ -61,7 +61,9 @@ def out_dir(tmp_path, arch="mobilenet_v1_x0_25"):
 
 def test_train_writes_results_checkpoints_and_logs(tmp_path):
     cfg = load_config(tiny_config(tmp_path, **LEARNS, **{"Global.use_visualdl": True}))
+    handler = signal.getsignal(signal.SIGTERM)
     summary = train(cfg)
+    assert signal.getsignal(signal.SIGTERM) is handler  # kill-as-Ctrl-C only while training
     out = out_dir(tmp_path, LEARNS["Arch.name"])
     assert summary["epochs"] == 2 and summary["best"]["top1"] > 60.0  # chance is 10 %
     metrics = json.loads((out / "metrics.json").read_text())

@@ -3,7 +3,6 @@
     python tools/eval.py -c configs/shufflenet.yaml -o Global.pretrained_model=output/shufflenet_v1_g3_x1_0/best_model
 """
 import argparse
-import json
 import os
 import sys
 
@@ -23,7 +22,7 @@ def main():
 
     from ppzoo.config import load_config
     from ppzoo.engine import evaluate_config, output_dir_of
-    from ppzoo.engine.logger import write_json
+    from ppzoo.fileio import write_json
 
     cfg = load_config(args.config, args.override)
     result = evaluate_config(cfg)

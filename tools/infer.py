@@ -13,37 +13,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ppzoo.cli import run  # noqa: E402
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
-
-
-def collect_inputs(source: str, image_root=None):
-    """An image, a folder (recursive, sorted) or a label list (``path label`` per line) ->
-    (paths, labels or None)."""
-    if os.path.isdir(source):
-        paths = sorted(os.path.join(d, f) for d, _, files in os.walk(source) for f in files
-                       if f.lower().endswith(IMAGE_EXTENSIONS))
-        if not paths:
-            raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {source}")
-        return paths, None
-    if not os.path.isfile(source):
-        raise ValueError(f"input not found: {source}")
-    if source.lower().endswith(IMAGE_EXTENSIONS):
-        return [source], None
-    root = image_root or os.path.dirname(source)
-    paths, labels = [], []
-    with open(source, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                *path, label = line.split()
-                if not path or not label.lstrip("-").isdigit():
-                    raise ValueError(f"{source}:{number}: expected 'relative/path.jpg label', got {line.strip()!r}")
-                paths.append(os.path.join(root, " ".join(path)))
-                labels.append(int(label))
-    if not paths:
-        raise ValueError(f"{source} lists no images")
-    return paths, labels
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", required=True, help="folder written by tools/export.py")
@@ -64,7 +33,7 @@ def main():
     if not args.benchmark and not args.input:
         parser.error("give -i IMAGE/FOLDER/LIST, or --benchmark")
 
-    from ppzoo.inference import Predictor
+    from ppzoo.inference import Predictor, accuracy, collect_images
 
     predictor = Predictor(args.model_dir, device=args.device, threads=args.threads, onednn=not args.no_onednn,
                           tensorrt=args.tensorrt)
@@ -80,17 +49,13 @@ def main():
                   f"{result['images_per_s']:.1f} images/s")
         return 0
 
-    paths, labels = collect_inputs(args.input, args.image_root)
+    paths, labels = collect_images(args.input, args.image_root)
     results = predictor.predict(paths, topk=args.topk, batch_size=args.batch_size)
     report = {"model": predictor.meta["model"], "predictions": [
         {"image": path, **({"label": labels[i]} if labels else {}), "topk": top}
         for i, (path, top) in enumerate(zip(paths, results))]}
     if labels:
-        k = len(results[0])
-        report["accuracy"] = {"images": len(labels),
-                              "top1": 100.0 * sum(r[0]["class_id"] == y for r, y in zip(results, labels)) / len(labels),
-                              f"top{k}": 100.0 * sum(y in [t["class_id"] for t in r] for r, y in zip(results, labels))
-                              / len(labels)}
+        report["accuracy"] = accuracy(results, labels)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -4,6 +4,7 @@ Every dataset returns ``(CHW float32 array, int64 label)`` after its ``transform
 Random augmentations are seeded per (seed, epoch, sample), so a run resumed at an epoch
 boundary, or split over workers or processes, sees exactly the same images.
 """
+import contextlib
 import os
 import random
 from functools import lru_cache
@@ -19,6 +20,21 @@ __all__ = ["DATASETS", "ImageDataset", "DigitsDataset", "ImageNetDataset", "Imag
            "Cifar100"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
+
+
+@contextlib.contextmanager
+def _seeded(*key: int):
+    """Seed Python's and NumPy's global generators (which the transforms draw from) from
+    ``key``, and put the caller's state back afterwards."""
+    saved = random.getstate(), np.random.get_state()
+    state = np.random.SeedSequence(list(key)).generate_state(2)
+    random.seed(int(state[0]))
+    np.random.seed(int(state[1]))
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
 
 
 class ImageDataset(paddle.io.Dataset):
@@ -60,12 +76,10 @@ class ImageDataset(paddle.io.Dataset):
         """``(image, label)``, or ``(None, idx)`` for an image that cannot be decoded: a
         loader worker cannot raise a readable error, so the loader raises it (or counts
         the skip) in the main process; see :meth:`check_image`."""
-        state = np.random.SeedSequence([self.seed, self.epoch, int(idx)]).generate_state(2)
-        random.seed(int(state[0]))
-        np.random.seed(int(state[1]))
         try:
-            img, label = self._load(idx)
-            img = self.transform(img)
+            with _seeded(self.seed, self.epoch, int(idx)):
+                img, label = self._load(idx)
+                img = self.transform(img)
         except BadImageError:
             return None, np.int64(idx)
         if isinstance(img, paddle.Tensor):
@@ -144,7 +158,7 @@ class ImageNetDataset(ImageDataset):
 
     def __init__(self, image_root: str, cls_label_path: str, transform_ops: Optional[list] = None,
                  delimiter: Optional[str] = None, skip_bad_images: bool = False,
-                 class_names_path: Optional[str] = None, relabel: bool = False):
+                 class_names_path: Optional[str] = None):
         super().__init__(transform_ops, skip_bad_images)
         if not os.path.isdir(image_root):
             raise ValueError(f"image_root is not a folder: {image_root}")
@@ -169,9 +183,6 @@ class ImageNetDataset(ImageDataset):
                 self.lines.append(number)
         if not self.paths:
             raise ValueError(f"cls_label_path is empty: {cls_label_path}")
-        if relabel:
-            mapping = {old: new for new, old in enumerate(sorted(set(self.labels)))}
-            self.labels = [mapping[label] for label in self.labels]
         if class_names_path:
             self.class_names = _read_class_names(class_names_path)
 

@@ -10,6 +10,7 @@
 Images stay PIL images until ``NormalizeImage`` (``paddle.vision.transforms`` needs OpenCV
 for numpy arrays, not for PIL images).
 """
+import difflib
 import inspect
 import io
 from typing import List, Optional, Union
@@ -103,6 +104,8 @@ class RandCropImage:
     def __init__(self, size: Union[int, List[int]], scale: Optional[List[float]] = None,
                  ratio: Optional[List[float]] = None, interpolation: Optional[str] = None, backend: str = "pil",
                  use_log_aspect: bool = False):
+        if use_log_aspect:
+            raise ValueError("RandCropImage.use_log_aspect is not supported (aspect ratios are drawn uniformly)")
         self.op = T.RandomResizedCrop(size, scale=tuple(scale or (0.08, 1.0)), ratio=tuple(ratio or (3 / 4, 4 / 3)),
                                       interpolation=_interpolation(interpolation))
 
@@ -240,6 +243,9 @@ def build_transforms(op_list: Optional[list]) -> Compose:
     ops, chw = [], False
     for entry in op_list or []:
         name, params = next(iter(entry.items())) if isinstance(entry, dict) else (entry, None)
+        if name not in TRANSFORMS:
+            close = difflib.get_close_matches(str(name), list(TRANSFORMS), n=3, cutoff=0.5)
+            raise ValueError(f"unknown transform '{name}'" + (f"; did you mean {' or '.join(close)}?" if close else ""))
         try:
             ops.append(TRANSFORMS[name](**(params or {})))
         except (TypeError, ValueError) as e:

@@ -67,8 +67,10 @@ class TopkAcc:
 
     def __init__(self, topk: List[int] = (1, 5)):
         if not topk or any(not isinstance(k, int) or k < 1 for k in topk):
-            raise ValueError(f"TopkAcc.topk must be a list of positive ints, got {topk!r}")
-        self.topk = list(topk)
+            raise ValueError(f"topk must be a list of positive ints, got {topk!r}")
+        if 1 not in topk:
+            raise ValueError(f"topk must include 1 (top-1 picks best_model and fills the logs), got {list(topk)}")
+        self.topk = sorted(set(topk))
 
 
 METRICS = {"TopkAcc": TopkAcc}
@@ -206,6 +208,8 @@ def Exponential(learning_rate: float, gamma: float, warmup_epoch: float = 0, war
 def Step(learning_rate: float, step_size: int, gamma: float = 0.1, warmup_epoch: float = 0,
          warmup_start_lr: float = 0.0):
     """Multiply by ``gamma`` every ``step_size`` epochs (AlexNet, Sec. 5: divide by 10)."""
+    if step_size < 1:
+        raise ValueError(f"step_size must be >= 1 epoch, got {step_size}")
     return _with_warmup(
         lambda total, spe, s: lr_sched.LambdaDecay(learning_rate * s, lambda step: gamma ** (step // (step_size * spe))),
         learning_rate, warmup_epoch, warmup_start_lr)

@@ -2,79 +2,38 @@
 
 ``<prefix>.pdckpt`` holds everything a resume needs (model, optimizer with its LR schedule, EMA,
 AMP scaler, epoch, step, best metric, RNG states); ``<prefix>.pdparams`` holds the model
-weights alone (for ``Global.pretrained_model``, export and PaddleClas). Each file is
-written to a temporary name and renamed over the old one, with SIGINT/SIGTERM held back
-until the rename is done, so the previous file stays intact until the new one is complete.
+weights alone (for ``Global.pretrained_model``, export and PaddleClas). Both are written
+with ``ppzoo.fileio.atomic_write``: the previous file stays intact until the new one is
+complete.
 """
-import contextlib
 import os
 import random
-import signal
-import threading
 from typing import Optional
 
 import numpy as np
 import paddle
 
+from ..fileio import atomic_write
 from ..weights import WeightsError, load_weights
 
-__all__ = ["atomic_save", "deferred_signals", "save_checkpoint", "load_checkpoint", "resolve_checkpoint"]
+__all__ = ["atomic_save", "save_checkpoint", "load_checkpoint", "resolve_checkpoint"]
 
 CKPT_SUFFIX = ".pdckpt"
 
 
-@contextlib.contextmanager
-def deferred_signals():
-    """Hold SIGINT and SIGTERM until the block ends, then act on them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received = []
-    handlers = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-        for sig in received[:1]:
-            os.kill(os.getpid(), sig)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_save(obj, path: str) -> None:
     """``paddle.save`` to ``path`` via a temporary file and an atomic rename."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with deferred_signals():
-            paddle.save(obj, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            _fsync_dir(path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write(path, lambda tmp: paddle.save(obj, tmp))
 
 
-def _optimizer_state(optimizer, model) -> dict:
-    """Optimizer state keyed by structured parameter names (Paddle keys it by internal
-    names such as ``conv2d_7.w_0``, which change with the order models are built in)."""
-    internal = sorted(((p.name, n) for n, p in model.named_parameters()), key=lambda t: -len(t[0]))
+def _rename_keys(state: dict, pairs) -> dict:
+    """Rename optimizer-state keys (and ``master_weights`` keys) by parameter-name prefix."""
     out = {}
-    for key, value in optimizer.state_dict().items():  # includes the LR scheduler's state
+    for key, value in state.items():
         if key == "master_weights":
-            value = {_rename(k, internal): v for k, v in value.items()}
-            out[key] = value
-            continue
-        out[_rename(key, internal)] = value
+            out[key] = {_rename(k, pairs): v for k, v in value.items()}
+        else:
+            out[_rename(key, pairs)] = value
     return out
 
 
@@ -83,6 +42,13 @@ def _rename(key: str, pairs) -> str:
         if key == old or key.startswith(old + "_"):
             return new + key[len(old):]
     return key
+
+
+def _name_pairs(model, to_structured: bool):
+    """(from, to) parameter names, longest first: Paddle's internal names (``conv2d_7.w_0``,
+    which change with the order models are built in) and structured ones."""
+    pairs = [(p.name, n) if to_structured else (n, p.name) for n, p in model.named_parameters()]
+    return sorted(pairs, key=lambda t: -len(t[0]))
 
 
 def rng_states() -> dict:
@@ -107,7 +73,8 @@ def save_checkpoint(prefix: str, model, optimizer=None, ema=None, scaler=None, m
     if not weights_only:
         atomic_save({
             "model": model.state_dict(),
-            "optimizer": _optimizer_state(optimizer, model) if optimizer is not None else None,
+            # keyed by structured names; includes the LR scheduler's state
+            "optimizer": _rename_keys(optimizer.state_dict(), _name_pairs(model, True)) if optimizer else None,
             "ema": ema.state_dict() if ema is not None else None,
             "scaler": scaler.state_dict() if scaler is not None else None,
             "rng": rng_states(),
@@ -125,9 +92,13 @@ def resolve_checkpoint(path: str) -> str:
                        "for weights only use Global.pretrained_model)")
 
 
-def load_checkpoint(path: str, model, optimizer=None, ema=None, scaler=None, arch: Optional[str] = None) -> dict:
+def load_checkpoint(path: str, model, optimizer=None, ema=None, scaler=None, arch: Optional[str] = None,
+                    weights_only: bool = False) -> dict:
     """Restore a checkpoint written by :func:`save_checkpoint` (the optimizer's state holds
     its LR scheduler's); returns its ``meta``.
+
+    With ``weights_only`` the model gets the weights the run evaluated with (the EMA
+    average when the run kept one) and nothing else is restored.
 
     Raises ``WeightsError`` when the file is unreadable or belongs to another model.
     """
@@ -142,16 +113,12 @@ def load_checkpoint(path: str, model, optimizer=None, ema=None, scaler=None, arc
     if arch is not None and meta.get("arch") not in (None, arch):
         raise WeightsError(f"checkpoint {path} was written for model '{meta['arch']}', but the config builds "
                            f"'{arch}'")
+    if weights_only:
+        load_weights(model, state["ema"]["module"] if state.get("ema") else state["model"], source=path)
+        return meta
     load_weights(model, state["model"], source=path)
     if optimizer is not None and state.get("optimizer") is not None:
-        internal = sorted(((n, p.name) for n, p in model.named_parameters()), key=lambda t: -len(t[0]))
-        opt_state = {}
-        for key, value in state["optimizer"].items():
-            if key == "master_weights":
-                opt_state[key] = {_rename(k, internal): v for k, v in value.items()}
-            else:
-                opt_state[_rename(key, internal)] = value
-        optimizer.set_state_dict(opt_state)
+        optimizer.set_state_dict(_rename_keys(state["optimizer"], _name_pairs(model, False)))
     if ema is not None and state.get("ema") is not None:
         ema.set_state_dict(state["ema"])
     if scaler is not None and state.get("scaler") is not None:

@@ -1,12 +1,11 @@
-"""Console and file logging, the per-epoch progress display, VisualDL scalars, JSON results."""
-import json
+"""Console and file logging, the per-epoch progress display, VisualDL scalars."""
 import logging
 import os
 import sys
 import time
 from typing import Optional
 
-__all__ = ["setup_logger", "Progress", "ScalarWriter", "write_json", "format_seconds"]
+__all__ = ["setup_logger", "close_logger", "Progress", "ScalarWriter", "format_seconds"]
 
 
 def setup_logger(log_file: Optional[str] = None, rank: int = 0) -> logging.Logger:
@@ -27,6 +26,13 @@ def setup_logger(log_file: Optional[str] = None, rank: int = 0) -> logging.Logge
         file_handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
         logger.addHandler(file_handler)
     return logger
+
+
+def close_logger(logger: logging.Logger) -> None:
+    """Close and detach the handlers (the log file) of :func:`setup_logger`."""
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def format_seconds(seconds: float) -> str:
@@ -85,12 +91,3 @@ class ScalarWriter:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def write_json(path: str, data: dict) -> None:
-    """Write JSON atomically (temporary file + rename)."""
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)

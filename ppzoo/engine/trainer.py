@@ -3,9 +3,14 @@
 The functions here only wire the parts together (config sections -> builders -> loop ->
 checkpoints and logs); each part lives in its own module and takes explicit arguments.
 """
+import contextlib
+import logging
 import os
 import signal
+import threading
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import paddle
@@ -18,7 +23,8 @@ from ..weights import load_weights
 from .builders import build_loss, build_lr_scheduler, build_model, build_optimizer
 from .checkpoint import load_checkpoint, save_checkpoint
 from .ema import ModelEMA
-from .logger import Progress, ScalarWriter, format_seconds, setup_logger, write_json
+from ..fileio import write_json
+from .logger import Progress, ScalarWriter, close_logger, format_seconds, setup_logger
 from .loop import evaluate, train_one_epoch
 
 __all__ = ["train", "evaluate_config", "output_dir_of"]
@@ -29,8 +35,25 @@ def output_dir_of(cfg: dict) -> str:
     return os.path.join(cfg["Global"]["output_dir"], cfg["Arch"]["name"])
 
 
-def _setup(cfg: dict, log_name: str):
-    """Distributed environment, device, threads, seeds and logger, in that order."""
+@dataclass
+class _Session:
+    world: int
+    rank: int
+    device: str
+    threads: int
+    out_dir: str
+    logger: logging.Logger
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _session(cfg: dict, log_name: Optional[str]):
+    """Distributed environment, logger, device, threads and seeds for one run. While it
+    lasts, ``kill`` (SIGTERM) ends the run like Ctrl-C, so finally-blocks run and saves
+    complete; afterwards the log file is closed and the previous SIGTERM handler is back."""
     g = cfg["Global"]
     world = dist.get_world_size()
     if world > 1:
@@ -38,18 +61,26 @@ def _setup(cfg: dict, log_name: str):
     rank = dist.get_rank()
     out_dir = output_dir_of(cfg)
     logger = setup_logger(os.path.join(out_dir, log_name) if log_name else None, rank)
-    device = select_device(g["device"], logger)
-    threads = set_cpu_threads(g["cpu_threads"] or max(1, (os.cpu_count() or 1) // world)) if device == "cpu" else 0
-    paddle.seed(g["seed"])
-    np.random.seed(g["seed"])
-    return world, rank, device, threads, out_dir, logger
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
+    try:
+        device = select_device(g["device"], logger)
+        threads = set_cpu_threads(g["cpu_threads"] or max(1, (os.cpu_count() or 1) // world)) if device == "cpu" else 0
+        paddle.seed(g["seed"])
+        np.random.seed(g["seed"])
+        yield _Session(world, rank, device, threads, out_dir, logger)
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        close_logger(logger)
 
 
-def _topk(cfg: dict, key: str, num_classes: int):
+def _topk(cfg: dict, key: str) -> list:
+    """The k of ``Metric.<key>``'s TopkAcc, ascending (the config guarantees k = 1 is there)."""
     for entry in cfg["Metric"].get(key) or cfg["Metric"].get("Eval") or []:
         if "TopkAcc" in entry:
-            return [k for k in (entry["TopkAcc"] or {}).get("topk", [1, 5])]
-    return [1, min(5, num_classes)]
+            return sorted(set(entry["TopkAcc"].get("topk", [1, 5])))
+    return [1, 5]
 
 
 def _amp(cfg: dict, device: str, logger):
@@ -66,23 +97,19 @@ def _amp(cfg: dict, device: str, logger):
     return amp["level"], scaler
 
 
-def _interrupt_on_sigterm():
-    """``kill`` (SIGTERM) ends training like Ctrl-C: finally-blocks run, saves complete."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, handler)
-
-
 def train(cfg: dict, config_path: str = "CONFIG") -> dict:
     """Train as ``cfg`` says; returns the content of ``metrics.json``. ``config_path`` only
     appears in the closing "next command" line."""
-    g = cfg["Global"]
-    world, rank, device, threads, out_dir, logger = _setup(cfg, "train.log")
-    if "DataLoader" not in cfg or "Train" not in cfg["DataLoader"]:
+    if "Train" not in cfg.get("DataLoader", {}):
         raise ValueError("training needs a DataLoader.Train section")
     if "Optimizer" not in cfg:
         raise ValueError("training needs an Optimizer section")
-    _interrupt_on_sigterm()
+    with _session(cfg, "train.log") as run:
+        return _train(cfg, run, config_path)
+
+
+def _train(cfg: dict, run: _Session, config_path: str) -> dict:
+    g, logger, out_dir = cfg["Global"], run.logger, run.out_dir
     arch, num_classes = cfg["Arch"]["name"], cfg["Arch"]["class_num"]
     model = build_model(cfg["Arch"])
     if g["pretrained_model"]:
@@ -90,18 +117,18 @@ def train(cfg: dict, config_path: str = "CONFIG") -> dict:
         logger.info(f"loaded weights from {g['pretrained_model']}"
                     + (f"; kept a new {num_classes}-class classifier ({', '.join(skipped)} had another size)"
                        if skipped else ""))
-    train_loader = build_dataloader(cfg["DataLoader"]["Train"], True, num_classes, world, rank)
+    train_loader = build_dataloader(cfg["DataLoader"]["Train"], True, num_classes, run.world, run.rank)
     eval_loader = None
     if g["eval_during_train"] and "Eval" in cfg["DataLoader"]:
-        eval_loader = build_dataloader(cfg["DataLoader"]["Eval"], False, num_classes, world, rank)
+        eval_loader = build_dataloader(cfg["DataLoader"]["Eval"], False, num_classes, run.world, run.rank)
     batch_transforms = build_batch_transforms(cfg["DataLoader"]["Train"])
 
     opt_cfg, epochs = cfg["Optimizer"], g["epochs"]
-    global_batch = cfg["DataLoader"]["Train"]["sampler"]["batch_size"] * world
+    global_batch = cfg["DataLoader"]["Train"]["sampler"]["batch_size"] * run.world
     scale = global_batch / opt_cfg["base_batch_size"] if opt_cfg.get("base_batch_size") else 1.0
     scheduler = build_lr_scheduler(opt_cfg["lr"], epochs, len(train_loader), scale)
     optimizer = build_optimizer(opt_cfg, model, scheduler)
-    amp_level, scaler = _amp(cfg, device, logger)
+    amp_level, scaler = _amp(cfg, run.device, logger)
     if amp_level == "O2":
         model, optimizer = paddle.amp.decorate(model, optimizer, level="O2")
     ema = ModelEMA(model, cfg["EMA"]["decay"]) if "EMA" in cfg else None
@@ -116,70 +143,67 @@ def train(cfg: dict, config_path: str = "CONFIG") -> dict:
             raise ValueError(f"{g['checkpoints']} already finished epoch {meta['epoch']} of Global.epochs={epochs}; "
                              "raise Global.epochs to train further")
 
-    train_model = paddle.DataParallel(model) if world > 1 else model
+    train_model = paddle.DataParallel(model) if run.world > 1 else model
     train_loss, eval_loss = build_loss(cfg["Loss"]["Train"]), build_loss(cfg["Loss"].get("Eval") or cfg["Loss"]["Train"])
-    topk = _topk(cfg, "Train", num_classes)
-    writer = ScalarWriter(os.path.join(out_dir, "vdl") if g["use_visualdl"] and rank == 0 else None)
+    topk = _topk(cfg, "Train")
     logger.info(f"{arch}: {count_params(model) / 1e6:.3f} M params, {num_classes} classes | "
-                f"{len(train_loader.dataset)} train / "
-                f"{len(eval_loader.dataset) if eval_loader else 0} eval images | device {device}"
-                f"{f' ({threads} threads)' if threads else ''}, {world} process(es), global batch {global_batch}, "
-                f"{len(train_loader)} steps/epoch | output {out_dir}")
+                f"{len(train_loader.dataset)} train / {len(eval_loader.dataset) if eval_loader else 0} eval images | "
+                f"device {run.device}{f' ({run.threads} threads)' if run.threads else ''}, {run.world} process(es), "
+                f"global batch {global_batch}, {len(train_loader)} steps/epoch | output {out_dir}")
 
-    started = time.perf_counter()
-    metrics_path = os.path.join(out_dir, "metrics.json")
-    summary = {}
-    seed = g["seed"]
-    for epoch in range(start_epoch, epochs + 1):
-        train_loader.batch_sampler.set_epoch((seed * 1_000_003 + epoch) % 2 ** 32)
-        train_loader.dataset.set_epoch(epoch, seed)
-        progress = Progress(len(train_loader), f"epoch {epoch}/{epochs}", logger, g["print_batch_step"],
-                            enabled=rank == 0)
-        step_base = (epoch - 1) * len(train_loader)
-        stats = train_one_epoch(
-            train_model, train_loader, train_loss, optimizer, scheduler, num_classes=num_classes, topk=topk,
-            progress=progress, batch_transforms=batch_transforms, rng=np.random.default_rng([seed, epoch, rank]),
-            ema=ema, scaler=scaler, amp_level=amp_level,
-            on_step=lambda step, v: (writer.add("train/loss", v["loss"], step_base + step),
-                                     writer.add("train/lr", v["lr"], step_base + step)))
-        record = {"epoch": epoch, "train": stats, "lr": optimizer.get_lr()}
-        line = (f"epoch {epoch}/{epochs} train loss {stats['loss']:.4f} top1 {stats['top1']:.2f}% "
-                f"{stats['images_per_s']:.0f} img/s ({format_seconds(stats['seconds'])})")
-        if stats["skipped"]:
-            line += f", skipped {stats['skipped']} unreadable images"
-        improved = False
-        if eval_loader is not None and (epoch % g["eval_interval"] == 0 or epoch == epochs):
-            ev = evaluate(ema.module if ema else model, eval_loader, eval_loss, topk,
-                          amp_level if cfg.get("AMP", {}).get("use_fp16_test") else None)
-            record["eval"] = ev
-            improved = best["top1"] is None or ev["top1"] > best["top1"]
+    writer = ScalarWriter(os.path.join(out_dir, "vdl") if g["use_visualdl"] and run.rank == 0 else None)
+    started, summary, seed = time.perf_counter(), {}, g["seed"]
+    try:
+        for epoch in range(start_epoch, epochs + 1):
+            train_loader.batch_sampler.set_epoch((seed * 1_000_003 + epoch) % 2 ** 32)
+            train_loader.dataset.set_epoch(epoch, seed)
+            progress = Progress(len(train_loader), f"epoch {epoch}/{epochs}", logger, g["print_batch_step"],
+                                enabled=run.rank == 0)
+            step_base = (epoch - 1) * len(train_loader)
+            stats = train_one_epoch(
+                train_model, train_loader, train_loss, optimizer, scheduler, num_classes=num_classes, topk=topk,
+                progress=progress, batch_transforms=batch_transforms,
+                rng=np.random.default_rng([seed, epoch, run.rank]), ema=ema, scaler=scaler, amp_level=amp_level,
+                on_step=lambda step, v: (writer.add("train/loss", v["loss"], step_base + step),
+                                         writer.add("train/lr", v["lr"], step_base + step)))
+            record = {"epoch": epoch, "train": stats, "lr": optimizer.get_lr()}
+            line = (f"epoch {epoch}/{epochs} train loss {stats['loss']:.4f} top1 {stats['top1']:.2f}% "
+                    f"{stats['images_per_s']:.0f} img/s ({format_seconds(stats['seconds'])})")
+            if stats["skipped"]:
+                line += f", skipped {stats['skipped']} unreadable images"
+            improved = False
+            if eval_loader is not None and (epoch % g["eval_interval"] == 0 or epoch == epochs):
+                ev = evaluate(ema.module if ema else model, eval_loader, eval_loss, topk,
+                              amp_level if cfg.get("AMP", {}).get("use_fp16_test") else None)
+                record["eval"] = ev
+                improved = best["top1"] is None or ev["top1"] > best["top1"]
+                if improved:
+                    best = {"top1": ev["top1"], f"top{topk[-1]}": ev[f"top{topk[-1]}"], "epoch": epoch}
+                line += (f" | eval loss {ev['loss']:.4f} top1 {ev['top1']:.2f}%"
+                         + (f" top{topk[-1]} {ev[f'top{topk[-1]}']:.2f}%" if len(topk) > 1 else "")
+                         + (" (best)" if improved else f" (best {best['top1']:.2f}% at epoch {best['epoch']})"))
+            history.append(record)
+            if run.rank != 0:
+                continue
+            logger.info(line)
+            for key in ("loss", "top1", "images_per_s"):
+                writer.add(f"train/epoch_{key}", stats[key], epoch)
+            for key, value in record.get("eval", {}).items():
+                if key.startswith("top") or key == "loss":
+                    writer.add(f"eval/{key}", value, epoch)
+            wall = elapsed_before + time.perf_counter() - started
+            meta = {"arch": arch, "epoch": epoch, "global_step": epoch * len(train_loader), "best": best,
+                    "history": history, "wall_time_s": wall}
+            save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, ema, scaler, meta)
+            if epoch % g["save_interval"] == 0:
+                save_checkpoint(os.path.join(out_dir, f"epoch_{epoch}"), model, optimizer, ema, scaler, meta)
             if improved:
-                best = {"top1": ev["top1"], f"top{topk[-1]}": ev.get(f"top{topk[-1]}"), "epoch": epoch}
-            line += (f" | eval loss {ev['loss']:.4f} top1 {ev['top1']:.2f}%"
-                     + (f" top{topk[-1]} {ev[f'top{topk[-1]}']:.2f}%" if len(topk) > 1 else "")
-                     + (" (best)" if improved else f" (best {best['top1']:.2f}% at epoch {best['epoch']})"))
-        history.append(record)
-        if rank != 0:
-            continue
-        logger.info(line)
-        for key in ("loss", "top1", "images_per_s"):
-            writer.add(f"train/epoch_{key}", stats[key], epoch)
-        for key, value in record.get("eval", {}).items():
-            if key.startswith("top") or key == "loss":
-                writer.add(f"eval/{key}", value, epoch)
-        wall = elapsed_before + time.perf_counter() - started
-        meta = {"arch": arch, "epoch": epoch, "global_step": epoch * len(train_loader), "best": best,
-                "history": history, "wall_time_s": wall}
-        weights = ema.module if ema else model
-        save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, ema, scaler, meta)
-        if epoch % g["save_interval"] == 0:
-            save_checkpoint(os.path.join(out_dir, f"epoch_{epoch}"), model, optimizer, ema, scaler, meta)
-        if improved:
-            save_checkpoint(os.path.join(out_dir, "best_model"), weights, weights_only=True)
-        summary = _metrics(arch, history, best, wall, out_dir)
-        write_json(metrics_path, summary)
-    writer.close()
-    if rank == 0:
+                save_checkpoint(os.path.join(out_dir, "best_model"), ema.module if ema else model, weights_only=True)
+            summary = _metrics(arch, history, best, wall, out_dir)
+            write_json(os.path.join(out_dir, "metrics.json"), summary)
+    finally:
+        writer.close()
+    if run.rank == 0:
         _log_summary(logger, config_path, summary, out_dir)
     return summary
 
@@ -190,7 +214,7 @@ def _metrics(arch: str, history: list, best: dict, wall: float, out_dir: str) ->
     return {
         "arch": arch,
         "best": best,
-        "last": {"epoch": last["epoch"], **{k: v for k, v in last.get("eval", {}).items()}},
+        "last": {"epoch": last["epoch"], **last.get("eval", {})},
         "epochs": last["epoch"],
         "wall_time_s": wall,
         "train_images_per_s": float(np.median(speeds)),
@@ -213,24 +237,24 @@ def _log_summary(logger, config: str, summary: dict, out_dir: str) -> None:
 
 
 def evaluate_config(cfg: dict) -> dict:
-    """Evaluate ``Global.pretrained_model`` (or the weights of ``Global.checkpoints``) on
-    ``DataLoader.Eval``; returns loss and top-k figures."""
+    """Evaluate ``Global.pretrained_model`` (or the weights a ``Global.checkpoints`` run
+    evaluated with: its EMA average when it kept one) on ``DataLoader.Eval``; returns
+    loss and top-k figures."""
     g = cfg["Global"]
-    world, rank, device, threads, out_dir, logger = _setup(cfg, None)
-    if "DataLoader" not in cfg or "Eval" not in cfg["DataLoader"]:
+    if "Eval" not in cfg.get("DataLoader", {}):
         raise ValueError("evaluation needs a DataLoader.Eval section")
     weights = g["pretrained_model"] or g["checkpoints"]
     if not weights:
         raise ValueError("nothing to evaluate: set -o Global.pretrained_model=PATH (a .pdparams file or prefix)")
-    arch, num_classes = cfg["Arch"]["name"], cfg["Arch"]["class_num"]
-    model = build_model(cfg["Arch"])
-    if g["pretrained_model"]:
-        load_weights(model, g["pretrained_model"])
-    else:
-        load_checkpoint(g["checkpoints"], model, arch=arch)
-    loader = build_dataloader(cfg["DataLoader"]["Eval"], False, num_classes, world, rank)
-    topk = _topk(cfg, "Eval", num_classes)
-    start = time.perf_counter()
-    result = evaluate(model, loader, build_loss(cfg["Loss"].get("Eval") or cfg["Loss"]["Train"]), topk)
+    with _session(cfg, None) as run:
+        arch, num_classes = cfg["Arch"]["name"], cfg["Arch"]["class_num"]
+        model = build_model(cfg["Arch"])
+        if g["pretrained_model"]:
+            load_weights(model, g["pretrained_model"])
+        else:
+            load_checkpoint(g["checkpoints"], model, arch=arch, weights_only=True)
+        loader = build_dataloader(cfg["DataLoader"]["Eval"], False, num_classes, run.world, run.rank)
+        start = time.perf_counter()
+        result = evaluate(model, loader, build_loss(cfg["Loss"].get("Eval") or cfg["Loss"]["Train"]), _topk(cfg, "Eval"))
     result.update({"arch": arch, "weights": weights, "seconds": time.perf_counter() - start})
     return result

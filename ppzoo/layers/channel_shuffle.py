@@ -16,11 +16,11 @@ _state = {"fused": True}  # False while tracing for ONNX export
 def onnx_compatible_shuffle():
     """Trace channel shuffles as reshape/transpose (numerically identical) inside this
     block: paddle2onnx has no converter for Paddle's fused ``channel_shuffle`` op."""
-    _state["fused"] = False
+    previous, _state["fused"] = _state["fused"], False
     try:
         yield
     finally:
-        _state["fused"] = True
+        _state["fused"] = previous
 
 
 def channel_shuffle(x: paddle.Tensor, groups: int) -> paddle.Tensor:

@@ -95,7 +95,8 @@ class ClassifierModel(nn.Layer):
                 mid = (lo + hi) // 2
                 lo, hi = (lo, mid) if fits(mid) else (mid + 1, hi)
         finally:
-            self.train() if was_training else None
+            if was_training:
+                self.train()
         return lo
 
     def get_classifier(self) -> nn.Layer:

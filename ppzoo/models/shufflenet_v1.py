@@ -70,7 +70,6 @@ class ShuffleNetV1(ClassifierModel):
             raise ValueError(f"ShuffleNetV1: width must be > 0, got {width}")
         if stem_channels is None:
             stem_channels = CONV1_CHANNELS.get(width, make_divisible(24 * width, 4))
-        self.groups, self.shuffle = groups, shuffle
 
         self.stem = ConvNormAct(in_channels, stem_channels, 3, stride=1 if small_input else 2)
         self.maxpool = nn.Identity() if small_input else nn.MaxPool2D(3, stride=2, padding=1)
