@@ -1,13 +1,24 @@
-"""What every command-line tool shares: quiet start-up and one-line errors.
+"""What every command-line tool shares: the config arguments and one-line errors.
 
 Bad input raises ``ValueError`` (or ``OSError``) somewhere below; ``run`` turns it into
 one ``error: ...`` line and exit code 2. ``--debug`` shows the full traceback instead.
 """
+import argparse
 import sys
 from typing import Callable
 
+__all__ = ["run", "config_parser"]
 
-__all__ = ["run"]
+
+def config_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments every config-driven tool takes: ``-c FILE``, repeatable ``-o KEY=VALUE``
+    and ``--debug``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-c", "--config", required=True, help="YAML config (PaddleClas schema)")
+    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. -o Global.epochs=5 (repeatable)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
 
 
 def run(main: Callable[[], object]) -> None:

@@ -2,22 +2,17 @@
 
     python tools/eval.py -c configs/shufflenet.yaml -o Global.pretrained_model=output/shufflenet_v1_g3_x1_0/best_model
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.cli import run  # noqa: E402
+from ppzoo.cli import config_parser, run  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="YAML config (PaddleClas schema)")
-    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value (repeatable)")
+    parser = config_parser(__doc__)
     parser.add_argument("--json", metavar="PATH", help="where to write the figures as JSON "
                         "(default: <output_dir>/<Arch.name>/eval_metrics.json)")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args()
 
     from ppzoo.config import load_config

@@ -7,23 +7,18 @@
 The input size comes from Global.image_shape, preprocessing from Infer.transforms, class
 names from Infer.PostProcess.class_id_map_file (or the eval set's class_names_path).
 """
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.cli import run  # noqa: E402
+from ppzoo.cli import config_parser, run  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-c", "--config", required=True, help="YAML config (PaddleClas schema)")
-    parser.add_argument("-o", "--override", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value (repeatable)")
+    parser = config_parser(__doc__)
     parser.add_argument("--random-weights", action="store_true", help="export untrained weights (no pretrained_model)")
     parser.add_argument("--batch-size", type=int, help="fix the batch dimension (default: dynamic)")
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx and check it with ONNX Runtime")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args()
 
     from ppzoo.config import load_config

@@ -155,6 +155,21 @@ def _trace_functional_ops(stack: List[str], records: List[LayerStats]):
         paddle.Tensor.__add__, paddle.concat = add, concat
 
 
+def _forward_once(model: nn.Layer, input_size: Sequence[int], hooks: list) -> None:
+    """One image of zeros through ``model`` in eval mode; removes ``hooks`` and restores
+    the model's mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with paddle.no_grad():
+            model(paddle.zeros([1, *input_size], dtype="float32"))
+    finally:
+        for h in hooks:
+            h.remove()
+        if was_training:
+            model.train()
+
+
 def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224), dtype: str = "float32") -> ModelStats:
     """Run one image of ``input_size`` (C, H, W) through ``model`` in eval mode and record
     every operator that ran (leaf layers and traced element-wise ops)."""
@@ -190,16 +205,8 @@ def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224), dt
         name = name or type(layer).__name__  # the model itself (a single-layer model is its own leaf)
         hooks.append(layer.register_forward_pre_hook(enter(name)))
         hooks.append(layer.register_forward_post_hook(leave(name, leaf)))
-    was_training = model.training
-    model.eval()
-    try:
-        with paddle.no_grad(), _trace_functional_ops(stack, records):
-            model(paddle.zeros([1, *input_size], dtype="float32"))
-    finally:
-        for h in hooks:
-            h.remove()
-        if was_training:
-            model.train()
+    with _trace_functional_ops(stack, records):
+        _forward_once(model, input_size, hooks)
     return ModelStats(tuple(input_size), count_params(model), sum(r.madds for r in records),
                       sum(r.mac for r in records), sum(r.activations for r in records), dtype, records)
 
@@ -231,16 +238,7 @@ def paddle_flops(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> 
         rule = register_hooks.get(type(layer))
         if rule is not None and not layer.sublayers():
             hooks.append(layer.register_forward_post_hook(make(rule)))
-    was_training = model.training
-    model.eval()
-    try:
-        with paddle.no_grad():
-            model(paddle.zeros([1, *input_size], dtype="float32"))
-    finally:
-        for h in hooks:
-            h.remove()
-        if was_training:
-            model.train()
+    _forward_once(model, input_size, hooks)
     return int(sum(sum(v) for v in counters.values()))
 
 
