@@ -73,6 +73,7 @@ def test_onnx_export_matches(tmp_path):
         assert meta["checks"]["onnxruntime_max_abs_diff"] <= 1e-4
         session = ort.InferenceSession(str(tmp_path / name / "model.onnx"), providers=["CPUExecutionProvider"])
         batch = np.random.default_rng(3).standard_normal([4, *shape]).astype("float32")  # dynamic batch
+        model.eval()  # export leaves the model in training mode
         with paddle.no_grad():
             reference = model(paddle.to_tensor(batch)).numpy()
         assert np.abs(session.run(None, {session.get_inputs()[0].name: batch})[0] - reference).max() <= 1e-4
@@ -88,6 +89,15 @@ def test_softmax_head_and_fixed_batch(tmp_path):
     assert out.shape == (1, 4) and abs(out.sum() - 1.0) < 1e-5
     with pytest.raises(ValueError, match=r"exported with a fixed batch of 2; got 3 images"):
         predictor.run(np.zeros([3, *SHAPE], dtype="float32"))
+
+
+def test_a_disagreeing_or_nan_export_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
+    model = ppzoo.create_model("mobilenet_v1_x0_25", num_classes=4)
+    for bad in (np.nan, 1.0):
+        monkeypatch.setattr("ppzoo.export._predictor_output", lambda folder, batch: np.full([len(batch), 4], bad))
+        with pytest.raises(ExportError, match="the exported program disagrees with the model: max abs diff"):
+            export_model(model, str(tmp_path), SHAPE)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_wrong_input_shapes_are_clear_errors(exported, tmp_path):

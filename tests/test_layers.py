@@ -5,7 +5,7 @@ import pytest
 
 from ppzoo.layers import (ChannelShuffle, ConvNormAct, DepthwiseSeparableConv, InvertedResidual, ShuffleUnit,
                           channel_shuffle, make_divisible, resolve_groups)
-from ppzoo.layers.channel_shuffle import onnx_compatible_shuffle
+from ppzoo.layers import LocalResponseNorm, onnx_compatible
 
 
 def notes_channel_shuffle(x, groups):
@@ -40,8 +40,8 @@ def test_channel_shuffle_equals_reshape_transpose(shape, groups):
 def test_onnx_compatible_shuffle_traces_reshape_transpose_and_restores(tmp_path):
     x = paddle.rand([2, 12, 3, 3])
     fused = channel_shuffle(x, 3).numpy()
-    with onnx_compatible_shuffle():
-        with onnx_compatible_shuffle():
+    with onnx_compatible():
+        with onnx_compatible():
             pass
         np.testing.assert_array_equal(channel_shuffle(x, 3).numpy(), fused)  # still the reshape form inside
         paddle.jit.save(ChannelShuffle(3), str(tmp_path / "m"),
@@ -155,3 +155,16 @@ def test_shuffle_unit_without_shuffle_and_bad_shapes():
         ShuffleUnit(24, 48, 1, groups=3)
     with pytest.raises(ValueError, match="must exceed"):
         ShuffleUnit(48, 48, 2, groups=3)
+
+
+def test_lrn_onnx_form_equals_paddle_form_and_avoids_pad3d(tmp_path):
+    lrn = LocalResponseNorm()  # AlexNet's k=2, n=5, alpha=1e-4, beta=0.75 (paper convention)
+    x = paddle.rand([2, 7, 3, 3]) * 40
+    a = x.numpy()
+    padded = np.pad(a ** 2, [(0, 0), (2, 2), (0, 0), (0, 0)])
+    expected = a / (2 + 1e-4 * sum(padded[:, i:i + 7] for i in range(5))) ** 0.75
+    np.testing.assert_allclose(lrn(x).numpy(), expected, rtol=1e-5)
+    with onnx_compatible():
+        np.testing.assert_allclose(lrn(x).numpy(), expected, rtol=1e-5)
+        paddle.jit.save(lrn, str(tmp_path / "m"), input_spec=[paddle.static.InputSpec([None, 7, 3, 3], "float32")])
+    assert "pad3d" not in (tmp_path / "m.json").read_text()  # paddle2onnx writes its pad value wrongly

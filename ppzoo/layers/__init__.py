@@ -4,10 +4,13 @@ from .conv_norm_act import ConvNormAct
 from .depthwise_separable import DepthwiseSeparableConv
 from .helpers import divisors, make_divisible, resolve_groups
 from .inverted_residual import InvertedResidual
+from .lrn import LocalResponseNorm
+from .onnx_compat import onnx_compatible
 from .shuffle_unit import ShuffleUnit
 from .weight_init import init_weights
 
 __all__ = [
     "ChannelShuffle", "channel_shuffle", "ConvNormAct", "DepthwiseSeparableConv", "InvertedResidual",
-    "ShuffleUnit", "divisors", "make_divisible", "resolve_groups", "init_weights",
+    "LocalResponseNorm", "ShuffleUnit", "divisors", "make_divisible", "resolve_groups", "init_weights",
+    "onnx_compatible",
 ]

@@ -1,26 +1,12 @@
 """Channel shuffle (ShuffleNet, arXiv 1707.01083, Sec. 3.1 and Fig. 1)."""
-import contextlib
-
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
 from .helpers import divisors
+from .onnx_compat import tracing_for_onnx
 
-__all__ = ["channel_shuffle", "ChannelShuffle", "onnx_compatible_shuffle"]
-
-_state = {"fused": True}  # False while tracing for ONNX export
-
-
-@contextlib.contextmanager
-def onnx_compatible_shuffle():
-    """Trace channel shuffles as reshape/transpose (numerically identical) inside this
-    block: paddle2onnx has no converter for Paddle's fused ``channel_shuffle`` op."""
-    previous, _state["fused"] = _state["fused"], False
-    try:
-        yield
-    finally:
-        _state["fused"] = previous
+__all__ = ["channel_shuffle", "ChannelShuffle"]
 
 
 def channel_shuffle(x: paddle.Tensor, groups: int) -> paddle.Tensor:
@@ -44,7 +30,7 @@ def channel_shuffle(x: paddle.Tensor, groups: int) -> paddle.Tensor:
             f"groups must divide the channel count (valid: {divisors(channels)})")
     if groups == 1:
         return x
-    if not _state["fused"]:
+    if tracing_for_onnx():  # paddle2onnx has no converter for the fused op
         n, c, h, w = x.shape
         x = paddle.reshape(x, [-1, groups, c // groups, h, w])
         return paddle.reshape(paddle.transpose(x, [0, 2, 1, 3, 4]), [-1, c, h, w])

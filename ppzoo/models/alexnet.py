@@ -18,7 +18,7 @@ import paddle
 import paddle.nn as nn
 from paddle.nn.initializer import KaimingNormal
 
-from ..layers import init_weights
+from ..layers import LocalResponseNorm, init_weights
 from ..registry import register_model
 from ._base import ClassifierModel
 
@@ -45,11 +45,6 @@ LAYOUTS = {
 }
 
 
-def _lrn() -> nn.Layer:
-    # Sec. 3.3: k=2, n=5, alpha=1e-4, beta=0.75; Paddle divides alpha by n, the paper does not.
-    return nn.LocalResponseNorm(5, alpha=1e-4 * 5, beta=0.75, k=2.0)
-
-
 class AlexNet(ClassifierModel):
     """Five convolutions with ReLU, three max-pools, FC 4096-4096-classes with dropout.
 
@@ -74,7 +69,7 @@ class AlexNet(ClassifierModel):
             if small_input and i == 0:
                 s, p = 1, (k - 1) // 2
             layers += [nn.Conv2D(c, out_c, k, s, p, groups=g), nn.ReLU()]
-            layers += [_lrn()] if lrn else []
+            layers += [LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)] if lrn else []  # Sec. 3.3
             layers += [nn.MaxPool2D(3, stride=2)] if pool else []
             c = out_c
         self.features = nn.Sequential(*layers)
