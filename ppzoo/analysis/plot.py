@@ -19,6 +19,8 @@ def plot_tradeoffs(results: List[dict], path: str) -> str:
     """Published ImageNet top-1 against MAdds and, when measured, against predictor latency,
     one colour per family. Models without a published top-1 are left out."""
     plt = _pyplot()
+    from matplotlib import ticker
+
     points = [r for r in results if r["published_top1"] is not None]
     if not points:
         raise ValueError("none of these models has a published top-1 to plot")
@@ -40,6 +42,9 @@ def plot_tradeoffs(results: List[dict], path: str) -> str:
                 ax.annotate(r["model"].split("_x")[-1] if "_x" in r["model"] else r["model"], (x_of(r), r["published_top1"]),
                             fontsize=7, xytext=(3, 3), textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())  # crowded on a short log axis
         ax.set_xlabel(label)
         ax.set_ylabel("published ImageNet top-1 (%)")
         ax.grid(True, which="both", alpha=0.3)
@@ -51,17 +56,25 @@ def plot_tradeoffs(results: List[dict], path: str) -> str:
 
 
 def plot_layers(result: dict, path: str) -> str:
-    """MAC and MAdds of every operator of one model, in execution order (log scale)."""
+    """MAdds (top) and MAC (bottom) of every operator of one model in execution order,
+    coloured by kind, on linear scales, so that where the arithmetic is and where the
+    memory traffic is can be compared at a glance."""
     plt = _pyplot()
     layers = [layer for layer in result["layers"] if layer["mac"] or layer["madds"]]
-    fig, ax = plt.subplots(figsize=(max(8, len(layers) * 0.09), 4.8))
+    kinds = list(dict.fromkeys(layer["kind"] for layer in layers))
+    colours = plt.get_cmap("tab20")
+    fig, axes = plt.subplots(2, 1, sharex=True, figsize=(max(8, len(layers) * 0.07), 6.4))
     x = range(len(layers))
-    ax.bar([i - 0.2 for i in x], [max(layer["madds"], 1) for layer in layers], width=0.4, label="MAdds")
-    ax.bar([i + 0.2 for i in x], [max(layer["mac"], 1) for layer in layers], width=0.4, label="MAC (elements)")
-    ax.set_yscale("log")
-    ax.set_xlabel("operator (execution order)")
-    ax.set_title(f"{result['model']} at {'x'.join(map(str, result['input_size'][1:]))}: per-operator MAdds and MAC")
-    ax.legend()
+    colour = [colours(kinds.index(layer["kind"]) % 20) for layer in layers]
+    for ax, key, label in ((axes[0], "madds", "MAdds (M)"), (axes[1], "mac", "MAC (M elements)")):
+        ax.bar(x, [layer[key] / 1e6 for layer in layers], width=0.8, color=colour)
+        ax.set_ylabel(label)
+        ax.grid(True, axis="y", alpha=0.3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 20)) for i in range(len(kinds))]
+    axes[0].legend(handles, kinds, fontsize=8, ncol=min(len(kinds), 6))
+    axes[1].set_xlabel("operator (execution order)")
+    axes[0].set_title(f"{result['model']} at {'x'.join(map(str, result['input_size'][1:]))}: "
+                      f"{result['madds'] / 1e6:.1f} M MAdds, {result['mac'] / 1e6:.1f} M MAC")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
