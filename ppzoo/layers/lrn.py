@@ -35,5 +35,7 @@ class LocalResponseNorm(nn.LocalResponseNorm):
         zeros = paddle.zeros_like(squares[:, :1])
         extended = paddle.concat([zeros] * before + [squares] + [zeros] * after, axis=1)
         channels = x.shape[1]
-        window = sum(extended[:, i:i + channels] for i in range(self.size))
+        window = extended[:, :channels]
+        for i in range(1, self.size):
+            window = window + extended[:, i:i + channels]
         return x / paddle.pow(window * (self.alpha / self.size) + self.k, self.beta)
