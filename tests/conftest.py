@@ -21,6 +21,27 @@ def _seed():
     np.random.seed(0)
 
 
+def randomise_weights(model, seed=0):
+    """Random weights everywhere, BN running statistics included, and eval mode: a freshly
+    initialised model in eval mode can output near-zero logits, which would let any
+    comparison pass, and a swapped or mis-mapped tensor shows only with random values."""
+    rng = np.random.default_rng(seed)
+    state = {}
+    for k, v in model.state_dict().items():
+        shape = list(v.shape)
+        if k.endswith("_variance"):
+            value = rng.random(shape) + 0.5
+        elif len(shape) >= 2:  # conv [out, in/g, k, k] and linear [in, out]: keep activations O(1)
+            fan_in = int(np.prod(shape[1:])) if len(shape) == 4 else shape[0]
+            value = rng.standard_normal(shape) / np.sqrt(fan_in)
+        else:
+            value = rng.standard_normal(shape) * 0.1
+        state[k] = value.astype("float32")
+    model.set_state_dict(state)
+    model.eval()
+    return model
+
+
 def run_tool(*args, cwd=None, env=None, timeout=300):
     """Run ``python tools/<args>`` and return the CompletedProcess (text, never raises)."""
     full_env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}  # paddle warns when it is > 1

@@ -9,26 +9,13 @@ import ppzoo
 from ppzoo.convert import SUPPORTED_FAMILIES, convert_paddleclas
 from ppzoo.weights import WeightsError
 
-from conftest import run_tool
+from conftest import randomise_weights, run_tool
 
 
 
 @pytest.fixture(scope="module")
 def backbone():
     return pytest.importorskip("paddleclas.ppcls.arch.backbone", reason="paddleclas extra not installed")
-
-
-def _randomise(model, seed=0):
-    """Random weights everywhere, BN running statistics included, so a swapped tensor shows."""
-    rng = np.random.default_rng(seed)
-    state = {}
-    for k, v in model.state_dict().items():
-        shape = list(v.shape)
-        value = rng.random(shape) + 0.5 if k.endswith("_variance") else rng.standard_normal(shape) * 0.1
-        state[k] = value.astype("float32")
-    model.set_state_dict(state)
-    model.eval()
-    return model
 
 
 def _check(pc_model, name, size=224, strip=""):
@@ -47,23 +34,23 @@ def _check(pc_model, name, size=224, strip=""):
     ("MobileNetV1", "mobilenet_v1_x1_0"), ("MobileNetV1_x0_75", "mobilenet_v1_x0_75"),
     ("MobileNetV1_x0_5", "mobilenet_v1_x0_5"), ("MobileNetV1_x0_25", "mobilenet_v1_x0_25")])
 def test_mobilenet_v1(backbone, pc_name, name):
-    assert _check(_randomise(getattr(backbone, pc_name)(class_num=10)), name, size=96) == {"num_classes": 10}
+    assert _check(randomise_weights(getattr(backbone, pc_name)(class_num=10)), name, size=96) == {"num_classes": 10}
 
 
 def test_mobilenet_v2_both_widths(backbone):
     # PaddleClas's MobileNetV2 names its parameters globally: a second instance needs a prefix
-    kwargs = _check(_randomise(backbone.MobileNetV2(class_num=10)), "mobilenet_v2_x1_0", size=96)
+    kwargs = _check(randomise_weights(backbone.MobileNetV2(class_num=10)), "mobilenet_v2_x1_0", size=96)
     assert kwargs == {"layout": "paddleclas", "num_classes": 10}
-    _check(_randomise(backbone.MobileNetV2_x0_5(class_num=10, prefix_name="w05_")), "MobileNetV2_x0_5",
+    _check(randomise_weights(backbone.MobileNetV2_x0_5(class_num=10, prefix_name="w05_")), "MobileNetV2_x0_5",
            size=96, strip="w05_")
 
 
 def test_alexnet_folds_downscale_in_infer_dropout(backbone):
-    _check(_randomise(backbone.AlexNet(class_num=10)), "alexnet_single")
+    _check(randomise_weights(backbone.AlexNet(class_num=10)), "alexnet_single")
 
 
 def test_cli_writes_weights_that_create_model_loads(backbone, tmp_path):
-    pc = _randomise(backbone.MobileNetV1_x0_25(class_num=10))
+    pc = randomise_weights(backbone.MobileNetV1_x0_25(class_num=10))
     src, dst = tmp_path / "pc.pdparams", tmp_path / "ours.pdparams"
     paddle.save(pc.state_dict(), str(src))
     result = run_tool("tools/convert_weights.py", "--model", "mobilenet_v1_x0_25", "--src", src, "--dst", dst)
@@ -76,7 +63,7 @@ def test_cli_writes_weights_that_create_model_loads(backbone, tmp_path):
 
 
 def test_wrong_pairs_are_clear_errors(backbone, tmp_path):
-    state = _randomise(backbone.MobileNetV1_x0_5(class_num=10)).state_dict()
+    state = randomise_weights(backbone.MobileNetV1_x0_5(class_num=10)).state_dict()
     with pytest.raises(WeightsError, match=r"'conv.conv.weight' has shape \[16, 3, 3, 3\], but 'stem.0.weight' .*another width"):
         convert_paddleclas(state, "mobilenet_v1_x1_0")
     with pytest.raises(WeightsError, match="not a PaddleClas MobileNetV2 state dict"):
