@@ -51,7 +51,7 @@ def tiny_config(tmp_path, **overrides):
     return str(path)
 
 
-# ShuffleNetV1 0.5x (g=3) in small-input mode on all 1,437 training digits: ~90 % in 2 epochs
+# ShuffleNetV1 0.5x (g=3) in small-input mode on all 1,438 training digits: ~90 % in 2 epochs
 LEARNS = {"Arch.name": "shufflenet_v1_g3_x0_5", "Arch.small_input": True, "DataLoader.Train.dataset.val_fraction": 0.2}
 
 
@@ -144,6 +144,28 @@ def test_atomic_save_keeps_the_old_file_when_interrupted(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert paddle.load(path)["a"].numpy().tolist() == [1.0, 1.0]
     assert os.listdir(tmp_path) == ["w.pdparams"]
+
+
+def test_a_signal_during_a_save_waits_until_both_files_are_written(tmp_path, monkeypatch):
+    import ppzoo.engine.checkpoint as ckpt
+
+    model = paddle.nn.Linear(2, 2)
+    prefix = str(tmp_path / "latest")
+    seen = []  # which files existed when the signal was handled
+    previous = signal.signal(signal.SIGTERM, lambda *_: seen.append(sorted(os.listdir(tmp_path))))
+    real_save = ckpt.atomic_save
+
+    def save_then_signal(obj, path):
+        real_save(obj, path)
+        if path.endswith(ckpt.CKPT_SUFFIX):  # between the two files
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(ckpt, "atomic_save", save_then_signal)
+    try:
+        ckpt.save_checkpoint(prefix, model, meta={"epoch": 1})
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [["latest.pdckpt", "latest.pdparams"]]
 
 
 def test_ctrl_c_and_kill_leave_a_loadable_checkpoint(tmp_path):

@@ -13,7 +13,7 @@ from typing import Optional
 import numpy as np
 import paddle
 
-from ..fileio import atomic_write
+from ..fileio import atomic_write, deferred_signals
 from ..weights import WeightsError, load_weights
 
 __all__ = ["atomic_save", "save_checkpoint", "load_checkpoint", "resolve_checkpoint"]
@@ -68,19 +68,22 @@ def set_rng_states(state: dict) -> None:
 
 def save_checkpoint(prefix: str, model, optimizer=None, ema=None, scaler=None, meta: Optional[dict] = None,
                     weights_only: bool = False) -> None:
-    """Write ``prefix.pdparams`` and (unless ``weights_only``) ``prefix.pdckpt``."""
+    """Write ``prefix.pdparams`` and (unless ``weights_only``) ``prefix.pdckpt``, each
+    atomically and the pair without interruption: SIGINT/SIGTERM wait until both are written,
+    so the two files always hold the same step."""
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    if not weights_only:
-        atomic_save({
-            "model": model.state_dict(),
-            # keyed by structured names; includes the LR scheduler's state
-            "optimizer": _rename_keys(optimizer.state_dict(), _name_pairs(model, True)) if optimizer else None,
-            "ema": ema.state_dict() if ema is not None else None,
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": rng_states(),
-            "meta": meta or {},
-        }, prefix + CKPT_SUFFIX)
-    atomic_save(model.state_dict(), prefix + ".pdparams")
+    with deferred_signals():
+        if not weights_only:
+            atomic_save({
+                "model": model.state_dict(),
+                # keyed by structured names; includes the LR scheduler's state
+                "optimizer": _rename_keys(optimizer.state_dict(), _name_pairs(model, True)) if optimizer else None,
+                "ema": ema.state_dict() if ema is not None else None,
+                "scaler": scaler.state_dict() if scaler is not None else None,
+                "rng": rng_states(),
+                "meta": meta or {},
+            }, prefix + CKPT_SUFFIX)
+        atomic_save(model.state_dict(), prefix + ".pdparams")
 
 
 def resolve_checkpoint(path: str) -> str:
