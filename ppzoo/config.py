@@ -47,8 +47,8 @@ GLOBAL = {
     "seed": (int, 0),
     "cpu_threads": (int, 0),  # 0: one per core
 }
-AMP = {"scale_loss": (float, 65536.0), "use_dynamic_loss_scaling": (bool, True), "level": (str, "O1"),
-       "use_fp16_test": (bool, False)}
+AMP = {"use_amp": (bool, True), "scale_loss": (float, 65536.0), "use_dynamic_loss_scaling": (bool, True),
+       "level": (str, "O1"), "use_fp16_test": (bool, False), "use_promote": (bool, True)}
 EMA = {"decay": (float, 0.9999)}
 REGULARIZER = {"name": (str, "L2"), "coeff": (float, 0.0)}
 SAMPLER = {"name": (str, "DistributedBatchSampler"), "batch_size": (int, 64), "drop_last": (bool, False),

@@ -204,3 +204,19 @@ def test_class_num_null_falls_back_to_global_and_overrides_complete_a_file(tmp_p
     assert cfg["Arch"]["class_num"] == 10
     incomplete = write(tmp_path, "Global: {epochs: 2}\n", "incomplete.yaml")
     assert load_config(incomplete, ["Arch.name=mobilenet_v1_x0_25"])["Arch"]["name"] == "mobilenet_v1_x0_25"
+
+
+def test_paddleclas_amp_block_is_accepted(tmp_path):
+    amp = """
+    AMP:
+      use_amp: False
+      use_fp16_test: False
+      scale_loss: 128.0
+      use_dynamic_loss_scaling: True
+      use_promote: False
+      level: O1
+    """
+    cfg = load_config(write(tmp_path, MINIMAL + textwrap.dedent(amp)))
+    assert cfg["AMP"]["use_amp"] is False and cfg["AMP"]["use_promote"] is False and cfg["AMP"]["scale_loss"] == 128.0
+    cfg = load_config(write(tmp_path, MINIMAL), ["AMP.level=O2"])
+    assert cfg["AMP"]["use_amp"] is True and cfg["AMP"]["use_promote"] is True  # defaults

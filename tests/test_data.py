@@ -7,8 +7,8 @@ import paddle
 import pytest
 from PIL import Image
 
-from ppzoo.data import (BadImageError, Cifar10, DigitsDataset, ImageFolderDataset, ImageNetDataset, build_dataloader,
-                        build_dataset, build_transforms)
+from ppzoo.data import (BadImageError, Cifar10, Cifar100, DigitsDataset, ImageFolderDataset, ImageNetDataset,
+                        build_dataloader, build_dataset, build_transforms)
 from ppzoo.data.transforms import CutmixOperator, MixupOperator
 
 from conftest import make_image_tree
@@ -60,22 +60,27 @@ def test_image_folder_dataset(tmp_path):
     assert ds[0][0].shape == (3, 20, 20)
 
 
-def test_cifar10_from_a_local_archive(tmp_path):
+@pytest.mark.parametrize("cls,archive,members,label_key", [
+    (Cifar10, "cifar-10-python.tar.gz", ("cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch"),
+     b"labels"),
+    (Cifar100, "cifar-100-python.tar.gz", ("cifar-100-python/train", "cifar-100-python/test"), b"fine_labels"),
+])
+def test_cifar_from_a_local_archive(tmp_path, cls, archive, members, label_key):
     rng = np.random.default_rng(0)
-    path = tmp_path / "cifar-10-python.tar.gz"
+    path = tmp_path / archive
     with tarfile.open(path, "w:gz") as tar:
-        for name, n in (("data_batch_1", 6), ("test_batch", 4)):
+        for member, n in zip(members, (6, 4)):
             blob = pickle.dumps({b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
-                                 b"labels": list(range(n))})
-            file = tmp_path / name
+                                 label_key: [7 * i for i in range(n)]})
+            file = tmp_path / "blob"
             file.write_bytes(blob)
-            tar.add(file, arcname=f"cifar-10-batches-py/{name}")
-    train = Cifar10(str(path), "train", [{"NormalizeImage": {}}])
-    test = Cifar10(str(path), "test")
-    assert (len(train), len(test)) == (6, 4) and train.labels == [0, 1, 2, 3, 4, 5]
+            tar.add(file, arcname=member)
+    train = cls(str(path), "train", [{"NormalizeImage": {}}])
+    test = cls(str(path), "test")
+    assert (len(train), len(test)) == (6, 4) and train.labels == [0, 7, 14, 21, 28, 35]
     assert train[0][0].shape == (3, 32, 32)
     with pytest.raises(ValueError, match="data_file not found: .*nothing is downloaded"):
-        Cifar10(str(tmp_path / "none.tar.gz"))
+        cls(str(tmp_path / "none.tar.gz"))
 
 
 def test_missing_and_empty_data_paths(tmp_path):

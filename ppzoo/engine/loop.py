@@ -26,7 +26,7 @@ def topk_correct(logits: paddle.Tensor, labels: paddle.Tensor, ks: Sequence[int]
 def train_one_epoch(model, loader, loss_fn: Callable, optimizer, scheduler, *, num_classes: int,
                     topk: Sequence[int], progress, batch_transforms: Sequence = (),
                     rng: Optional[np.random.Generator] = None, ema=None, scaler=None, amp_level: Optional[str] = None,
-                    on_step: Optional[Callable[[int, dict], None]] = None) -> dict:
+                    amp_promote: bool = True, on_step: Optional[Callable[[int, dict], None]] = None) -> dict:
     """Train ``model`` for one pass over ``loader``; returns loss, top-k (%), images,
     skipped images and seconds. Stops with :class:`NonFiniteLossError` on a NaN/inf loss."""
     model.train()
@@ -43,7 +43,7 @@ def train_one_epoch(model, loader, loss_fn: Callable, optimizer, scheduler, *, n
         if batch_transforms:
             op = batch_transforms[int(rng.integers(len(batch_transforms)))]
             x, target = op(x, y, num_classes, rng)
-        with paddle.amp.auto_cast(enable=amp_level is not None, level=amp_level or "O1"):
+        with paddle.amp.auto_cast(enable=amp_level is not None, level=amp_level or "O1", use_promote=amp_promote):
             logits = model(x)
             loss = loss_fn(logits, target)
         value = float(loss)
@@ -77,14 +77,16 @@ def train_one_epoch(model, loader, loss_fn: Callable, optimizer, scheduler, *, n
 
 
 @paddle.no_grad()
-def evaluate(model, loader, loss_fn: Callable, topk: Sequence[int], amp_level: Optional[str] = None) -> dict:
+def evaluate(model, loader, loss_fn: Callable, topk: Sequence[int], amp_level: Optional[str] = None,
+             amp_promote: bool = True) -> dict:
     """Loss and top-k (%) over ``loader``; in a distributed run the counts of all ranks
     are summed, so every rank returns the figures of the whole set."""
     model.eval()
     totals = paddle.zeros([3 + len(topk)], dtype="float64")  # loss sum, images, skipped, top-k hits
     for images_np, labels_np, bad in loader:
         if images_np is not None:
-            with paddle.amp.auto_cast(enable=amp_level is not None, level=amp_level or "O1"):
+            with paddle.amp.auto_cast(enable=amp_level is not None, level=amp_level or "O1",
+                                      use_promote=amp_promote):
                 logits = model(images_np)
             logits = logits.astype("float32")
             n = images_np.shape[0]

@@ -85,7 +85,7 @@ def _topk(cfg: dict, key: str) -> list:
 
 def _amp(cfg: dict, device: str, logger):
     """AMP level and loss scaler on GPU; on CPU, say that AMP is off and why."""
-    if "AMP" not in cfg:
+    if "AMP" not in cfg or not cfg["AMP"]["use_amp"]:
         return None, None
     amp = cfg["AMP"]
     if not device.startswith("gpu"):
@@ -129,6 +129,7 @@ def _train(cfg: dict, run: _Session, config_path: str) -> dict:
     scheduler = build_lr_scheduler(opt_cfg["lr"], epochs, len(train_loader), scale)
     optimizer = build_optimizer(opt_cfg, model, scheduler)
     amp_level, scaler = _amp(cfg, run.device, logger)
+    amp_promote = cfg.get("AMP", {}).get("use_promote", True)
     if amp_level == "O2":
         model, optimizer = paddle.amp.decorate(model, optimizer, level="O2")
     ema = ModelEMA(model, cfg["EMA"]["decay"]) if "EMA" in cfg else None
@@ -164,7 +165,7 @@ def _train(cfg: dict, run: _Session, config_path: str) -> dict:
                 train_model, train_loader, train_loss, optimizer, scheduler, num_classes=num_classes, topk=topk,
                 progress=progress, batch_transforms=batch_transforms,
                 rng=np.random.default_rng([seed, epoch, run.rank]), ema=ema, scaler=scaler, amp_level=amp_level,
-                on_step=lambda step, v: (writer.add("train/loss", v["loss"], step_base + step),
+                amp_promote=amp_promote, on_step=lambda step, v: (writer.add("train/loss", v["loss"], step_base + step),
                                          writer.add("train/lr", v["lr"], step_base + step)))
             record = {"epoch": epoch, "train": stats, "lr": optimizer.get_lr()}
             line = (f"epoch {epoch}/{epochs} train loss {stats['loss']:.4f} top1 {stats['top1']:.2f}% "
@@ -174,7 +175,7 @@ def _train(cfg: dict, run: _Session, config_path: str) -> dict:
             improved = False
             if eval_loader is not None and (epoch % g["eval_interval"] == 0 or epoch == epochs):
                 ev = evaluate(ema.module if ema else model, eval_loader, eval_loss, topk,
-                              amp_level if cfg.get("AMP", {}).get("use_fp16_test") else None)
+                              amp_level if cfg.get("AMP", {}).get("use_fp16_test") else None, amp_promote)
                 record["eval"] = ev
                 improved = best["top1"] is None or ev["top1"] > best["top1"]
                 if improved:

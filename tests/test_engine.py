@@ -1,0 +1,131 @@
+"""Optimizer, schedule, loss and AMP builders of the training engine, checked numerically."""
+import logging
+import math
+
+import numpy as np
+import paddle
+import pytest
+
+import ppzoo
+from ppzoo.engine.builders import CELoss, build_lr_scheduler, build_optimizer
+from ppzoo.engine.trainer import _amp
+
+from conftest import randomise_weights
+
+
+def _zero_grad_step(model, optimizer):
+    """One step with all-zero gradients on non-zero weights (zero-initialised biases would
+    not show decay) in eval mode (BN statistics stay): whatever moves is weight decay.
+    Returns the names of the trainable parameters that moved."""
+    randomise_weights(model)
+    trainable = {n: p for n, p in model.named_parameters() if p.trainable}
+    before = {n: p.numpy().copy() for n, p in trainable.items()}
+    (model(paddle.rand([2, 3, 32, 32])) * 0).sum().backward()
+    optimizer.step()
+    optimizer.clear_grad()
+    return {n for n, p in trainable.items() if not np.array_equal(p.numpy(), before[n])}
+
+
+@pytest.mark.parametrize("cfg", [
+    {"name": "Momentum", "momentum": 0.9, "no_weight_decay": ["norm", "bias", "depthwise"],
+     "regularizer": {"name": "L2", "coeff": 0.1}},
+    {"name": "AdamW", "weight_decay": 0.1, "no_weight_decay": ["norm", "bias", "depthwise"]},
+])
+def test_no_weight_decay_spares_depthwise_norm_and_bias(cfg):
+    model = ppzoo.create_model("mobilenet_v2_x0_35", num_classes=4, small_input=True)
+    moved = _zero_grad_step(model, build_optimizer(cfg, model, 0.5))
+    depthwise = {f"{n}.weight" for n, l in model.named_sublayers()
+                 if isinstance(l, paddle.nn.Conv2D) and l._groups == l._in_channels > 1}
+    norm = {f"{n}.{p}" for n, l in model.named_sublayers() if isinstance(l, paddle.nn.BatchNorm2D)
+            for p in ("weight", "bias")}
+    dense = {f"{n}.weight" for n, l in model.named_sublayers()
+             if isinstance(l, (paddle.nn.Conv2D, paddle.nn.Linear)) and f"{n}.weight" not in depthwise}
+    assert depthwise and norm and dense
+    assert moved == dense  # decay reaches exactly the dense conv/FC weights
+
+
+def test_weight_decay_everywhere_without_the_option():
+    model = ppzoo.create_model("mobilenet_v1_x0_25", num_classes=4, small_input=True)
+    cfg = {"name": "Momentum", "momentum": 0.9, "regularizer": {"name": "L2", "coeff": 0.1}}
+    moved = _zero_grad_step(model, build_optimizer(cfg, model, 0.5))
+    assert moved == {n for n, p in model.named_parameters() if p.trainable}
+
+
+def test_clip_norm_bounds_the_update():
+    model = paddle.nn.Linear(4, 3)
+    w = model.weight.numpy().copy()
+    optimizer = build_optimizer({"name": "SGD", "clip_norm": 0.01}, model, 1.0)
+    (model(paddle.ones([8, 4])) * 1000).sum().backward()
+    optimizer.step()
+    step = np.sqrt(((model.weight.numpy() - w) ** 2).sum() + 0.0)
+    assert step <= 0.01 + 1e-6 and step > 0.005  # global norm over weight and bias is 0.01
+
+
+def test_rmsprop_follows_its_update_rule():
+    model = paddle.nn.Linear(1, 1, bias_attr=False)
+    w0 = float(model.weight)
+    optimizer = build_optimizer({"name": "RMSProp", "rho": 0.9, "epsilon": 1e-6}, model, 0.01)
+    assert isinstance(optimizer, paddle.optimizer.RMSProp)
+    (model(paddle.ones([1, 1])) * 3).sum().backward()  # gradient 3
+    optimizer.step()
+    mean_square = 0.1 * 9.0
+    assert math.isclose(float(model.weight), w0 - 0.01 * 3 / math.sqrt(mean_square + 1e-6), rel_tol=1e-4)
+
+
+def _rates(cfg, epochs=4, steps=10):
+    scheduler = build_lr_scheduler(cfg, epochs, steps)
+    out = []
+    for _ in range(epochs * steps):
+        out.append(scheduler.get_lr())
+        scheduler.step()
+    return out
+
+
+def test_cosine_with_warmup():
+    lr = _rates({"name": "Cosine", "learning_rate": 0.4, "warmup_epoch": 1, "warmup_start_lr": 0.0})
+    assert lr[0] == 0.0 and math.isclose(lr[5], 0.2)  # linear warm-up over 10 steps
+    assert math.isclose(lr[10], 0.4)
+    assert math.isclose(lr[10 + 15], 0.2, rel_tol=1e-6)  # half-way through the 30 cosine steps
+    assert lr[-1] < 0.002 and all(a >= b for a, b in zip(lr[10:], lr[11:]))
+
+
+def test_linear_is_shufflenets_schedule():
+    lr = _rates({"name": "Linear", "learning_rate": 0.5, "end_lr": 0.0})
+    assert lr[0] == 0.5 and math.isclose(lr[20], 0.25) and math.isclose(lr[39], 0.5 / 40, rel_tol=1e-6)
+
+
+def test_piecewise_switches_at_epoch_boundaries_after_warmup():
+    lr = _rates({"name": "Piecewise", "decay_epochs": [2, 3], "values": [0.1, 0.01, 0.001], "warmup_epoch": 1})
+    assert lr[0] == 0.0 and math.isclose(lr[10], 0.1) and math.isclose(lr[19], 0.1)
+    assert math.isclose(lr[20], 0.01) and math.isclose(lr[30], 0.001)
+
+
+def test_scale_multiplies_every_rate():
+    base = _rates({"name": "Cosine", "learning_rate": 0.1, "warmup_epoch": 1, "warmup_start_lr": 0.01})
+    scaled = build_lr_scheduler({"name": "Cosine", "learning_rate": 0.1, "warmup_epoch": 1,
+                                 "warmup_start_lr": 0.01}, 4, 10, scale=4.0)
+    assert math.isclose(scaled.get_lr(), 4 * base[0])
+
+
+def test_label_smoothing_matches_its_formula():
+    logits = paddle.to_tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]])
+    labels = paddle.to_tensor([0, 2])
+    log_p = paddle.nn.functional.log_softmax(logits).numpy()
+    eps, k = 0.3, 3
+    target = np.eye(k)[[0, 2]] * (1 - eps) + eps / k
+    expected = -(target * log_p).sum(1).mean()
+    assert math.isclose(float(CELoss(epsilon=eps)(logits, labels)), expected, rel_tol=1e-5)
+    assert math.isclose(float(CELoss()(logits, labels)), -log_p[[0, 1], [0, 2]].mean(), rel_tol=1e-5)
+
+
+def test_amp_on_cpu_is_off_with_a_notice_and_use_amp_false_is_silent(caplog):
+    logger = logging.getLogger("ppzoo.test")
+    amp = {"use_amp": True, "level": "O1", "scale_loss": 1024.0, "use_dynamic_loss_scaling": True}
+    with caplog.at_level(logging.INFO, logger="ppzoo.test"):
+        assert _amp({"AMP": amp}, "cpu", logger) == (None, None)
+    assert "AMP: off on CPU" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ppzoo.test"):
+        assert _amp({"AMP": {**amp, "use_amp": False}}, "gpu:0", logger) == (None, None)
+        assert _amp({}, "cpu", logger) == (None, None)
+    assert caplog.text == ""
