@@ -128,6 +128,10 @@ def test_report_formats():
     layer = doc["models"][0]["layers"][0]
     assert {"name", "type", "params", "madds", "mac"} <= set(layer) and doc["convention"]
     assert doc["models"][0]["madds"] == sum(layer["madds"] for layer in doc["models"][0]["layers"])
+    stem_conv, stem_bn = doc["models"][0]["layers"][:2]  # Paddle's rules: a BN charges 2 per element
+    assert stem_conv["paddle_flops"] == stem_conv["madds"] and stem_bn["paddle_flops"] == 2 * stem_bn["activations"]
+    assert doc["models"][0]["paddle_flops"] == sum(layer["paddle_flops"] for layer in doc["models"][0]["layers"])
+    assert layer["mac_bytes"] == 4 * layer["mac"]
     csv_text = format_report(results, "csv")
     assert csv_text.splitlines()[0].startswith("model,input,params (M)")
     assert format_report(results, "markdown").startswith("| model |")

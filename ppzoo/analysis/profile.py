@@ -27,7 +27,7 @@ import paddle
 import paddle.nn as nn
 
 __all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model", "paddle_flops",
-           "summarize_by_kind", "DTYPE_BYTES"]
+           "summarize_by_kind", "DTYPE_BYTES", "paddle_flops_by_layer"]
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 _NO_OPS = (nn.Identity, nn.Dropout, nn.Flatten)
@@ -216,30 +216,36 @@ def count_madds(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> i
     return profile_model(model, input_size).madds
 
 
-def paddle_flops(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> int:
-    """The total ``paddle.flops`` reports, computed with Paddle's own per-layer rules
+def paddle_flops_by_layer(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> Dict[str, List[int]]:
+    """What ``paddle.flops`` counts for each sublayer, one entry per call, keyed by the
+    sublayer's name, computed with Paddle's own per-layer rules
     (``paddle.hapi.dynamic_flops.register_hooks``: convs with bias, BN, activations and
     pooling per element) but without ``paddle.flops``'s printing and summary, which fail
     under NumPy 2 in Paddle 3.3."""
     from paddle.hapi.dynamic_flops import register_hooks
 
-    counters: Dict[int, List[int]] = {}
+    counters: Dict[str, List[int]] = {}
     hooks = []
 
-    def make(rule):
+    def make(name, rule):
         def hook(m, inputs, output):
             m.total_ops = paddle.zeros([1], dtype="int64")
             rule(m, inputs, output)
-            counters.setdefault(id(m), []).append(int(m.total_ops.numpy().reshape(-1)[0]))
+            counters.setdefault(name, []).append(int(m.total_ops.numpy().reshape(-1)[0]))
             del m.total_ops
         return hook
 
-    for layer in model.sublayers():
+    for name, layer in model.named_sublayers():
         rule = register_hooks.get(type(layer))
         if rule is not None and not layer.sublayers():
-            hooks.append(layer.register_forward_post_hook(make(rule)))
+            hooks.append(layer.register_forward_post_hook(make(name, rule)))
     _forward_once(model, input_size, hooks)
-    return int(sum(sum(v) for v in counters.values()))
+    return counters
+
+
+def paddle_flops(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> int:
+    """The total ``paddle.flops`` reports (see :func:`paddle_flops_by_layer`)."""
+    return int(sum(sum(v) for v in paddle_flops_by_layer(model, input_size).values()))
 
 
 def summarize_by_kind(stats: ModelStats, kinds: Optional[Sequence[str]] = None) -> List[dict]:

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence
 
 from ..registry import create_model, list_models, model_info, resolve_name
 from .latency import measure_latency
-from .profile import DTYPE_BYTES, paddle_flops, profile_model, summarize_by_kind
+from .profile import DTYPE_BYTES, paddle_flops_by_layer, profile_model, summarize_by_kind
 
 __all__ = ["resolve_models", "analyze", "format_report", "CONVENTION"]
 
@@ -51,10 +51,15 @@ def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: boo
             stats = profile_model(model, shape, dtype)
         except ValueError as e:
             raise ValueError(f"{name} at {shape[1]}x{shape[2]}: {e}") from None
+        flops = paddle_flops_by_layer(model, shape)
         row = {"model": name, "family": info.family, "input_size": shape, "published_top1": info.top1,
                "published_params_m": info.params, "published_madds_m": info.madds,
-               "paddle_flops": paddle_flops(model, shape), **stats.as_dict(),
+               "paddle_flops": sum(sum(calls) for calls in flops.values()), **stats.as_dict(),
                "by_kind": summarize_by_kind(stats)}
+        for layer in row["layers"]:  # per call, in execution order; functional ops (add, concat) count 0
+            calls = flops.get(layer["name"])
+            layer["paddle_flops"] = calls.pop(0) if calls else 0
+            layer["mac_bytes"] = layer["mac"] * DTYPE_BYTES[dtype]
         if latency:
             row["latency"] = measure_latency(model, shape, batch_size, threads, warmup, repeat)
         results.append(row)
@@ -70,6 +75,7 @@ def _model_columns(r: dict) -> List[tuple]:
     if "latency" in r:
         lat = r["latency"]
         cols += [("dygraph p50 (ms)", f"{lat['dygraph_p50_ms']:.2f}"),
+                 ("dygraph p90 (ms)", f"{lat['dygraph_p90_ms']:.2f}"),
                  ("predictor p50 (ms)", f"{lat['predictor_p50_ms']:.2f}"),
                  ("predictor p90 (ms)", f"{lat['predictor_p90_ms']:.2f}")]
     cols.append(("published top-1 (%)", "—" if r["published_top1"] is None else f"{r['published_top1']:.1f}"))
@@ -80,8 +86,9 @@ def _layer_columns(layer: dict, total_madds: int) -> List[tuple]:
     share = 100.0 * layer["madds"] / total_madds if total_madds else 0.0
     return [("layer", layer["name"]), ("type", layer["type"]), ("kind", layer["kind"]),
             ("output", "x".join(map(str, layer["output_shape"][1:]))), ("params", str(layer["params"])),
-            ("MAdds", str(layer["madds"])), ("MAC", str(layer["mac"])), ("MAdds/MAC", f"{layer['intensity']:.2f}"),
-            ("MAdds %", f"{share:.2f}")]
+            ("MAdds", str(layer["madds"])), ("paddle.flops", str(layer["paddle_flops"])), ("MAC", str(layer["mac"])),
+            ("MAC (bytes)", str(layer["mac_bytes"])), ("activations", str(layer["activations"])),
+            ("MAdds/MAC", f"{layer['intensity']:.2f}"), ("MAdds %", f"{share:.2f}")]
 
 
 def _kind_columns(row: dict) -> List[tuple]:
