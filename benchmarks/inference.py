@@ -1,7 +1,7 @@
 """Dygraph vs Paddle Inference latency, in one run, on the same input, for every family at 224.
 
 For each model: eager (dygraph) eval under ``paddle.no_grad``, then the exported program
-through ``paddle.inference`` with oneDNN on and off, at batch 1 and 8. The four ways of
+through ``paddle.inference`` with oneDNN on and off, at batch 1 and 8. The three ways of
 running are timed interleaved (round-robin) after a warm-up; the table reports medians
 (p50) and p90 in milliseconds, and the predictor's speed-up over dygraph from the same run.
 
