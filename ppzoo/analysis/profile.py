@@ -27,7 +27,7 @@ import paddle
 import paddle.nn as nn
 
 __all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model", "paddle_flops",
-           "summarize_by_kind", "DTYPE_BYTES", "paddle_flops_by_layer"]
+           "summarize_by_kind", "DTYPE_BYTES"]
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 _NO_OPS = (nn.Identity, nn.Dropout, nn.Flatten)
@@ -47,6 +47,7 @@ class LayerStats:
     madds: int
     mac: int
     activations: int
+    paddle_flops: int = 0  # what paddle.flops charges this operator (Paddle's per-layer rules)
 
     @property
     def intensity(self) -> float:
@@ -74,10 +75,16 @@ class ModelStats:
     def intensity(self) -> float:
         return self.madds / self.mac if self.mac else 0.0
 
+    @property
+    def paddle_flops(self) -> int:
+        return sum(r.paddle_flops for r in self.layers)
+
     def as_dict(self) -> dict:
         return {"input_size": list(self.input_size), "params": self.params, "madds": self.madds, "mac": self.mac,
                 "mac_bytes": self.mac_bytes, "activations": self.activations, "intensity": self.intensity,
-                "dtype": self.dtype, "layers": [dict(asdict(r), intensity=r.intensity) for r in self.layers]}
+                "paddle_flops": self.paddle_flops, "dtype": self.dtype,
+                "layers": [dict(asdict(r), intensity=r.intensity, mac_bytes=r.mac * DTYPE_BYTES[self.dtype])
+                           for r in self.layers]}
 
 
 def count_params(model: nn.Layer) -> int:
@@ -170,6 +177,23 @@ def _forward_once(model: nn.Layer, input_size: Sequence[int], hooks: list) -> No
             model.train()
 
 
+def _paddle_rule_flops(layer: nn.Layer, inputs, output) -> int:
+    """What ``paddle.flops`` charges one call of a leaf layer: Paddle's rule for its type
+    (``paddle.hapi.dynamic_flops.register_hooks``: convs with bias, BN, activations and
+    pooling per element), 0 for types without a rule."""
+    from paddle.hapi.dynamic_flops import register_hooks
+
+    rule = register_hooks.get(type(layer))
+    if rule is None:
+        return 0
+    layer.total_ops = paddle.zeros([1], dtype="int64")
+    try:
+        rule(layer, inputs, output)
+        return int(layer.total_ops.numpy().reshape(-1)[0])
+    finally:
+        del layer.total_ops
+
+
 def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224), dtype: str = "float32") -> ModelStats:
     """Run one image of ``input_size`` (C, H, W) through ``model`` in eval mode and record
     every operator that ran (leaf layers and traced element-wise ops)."""
@@ -197,7 +221,8 @@ def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224), dt
             records.append(LayerStats(name, type(layer).__name__, kind, list(ins[0].shape) if ins else [],
                                       list(outs[0].shape) if outs else [], own, weights,
                                       int(_layer_madds(layer, outs[0])) if outs else 0, int(moved),
-                                      0 if kind == "no-op" else sum(_numel(t.shape) for t in outs)))
+                                      0 if kind == "no-op" else sum(_numel(t.shape) for t in outs),
+                                      _paddle_rule_flops(layer, inputs, output)))
         return hook
 
     for name, layer in model.named_sublayers(include_self=True):
@@ -216,36 +241,11 @@ def count_madds(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> i
     return profile_model(model, input_size).madds
 
 
-def paddle_flops_by_layer(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> Dict[str, List[int]]:
-    """What ``paddle.flops`` counts for each sublayer, one entry per call, keyed by the
-    sublayer's name, computed with Paddle's own per-layer rules
-    (``paddle.hapi.dynamic_flops.register_hooks``: convs with bias, BN, activations and
-    pooling per element) but without ``paddle.flops``'s printing and summary, which fail
-    under NumPy 2 in Paddle 3.3."""
-    from paddle.hapi.dynamic_flops import register_hooks
-
-    counters: Dict[str, List[int]] = {}
-    hooks = []
-
-    def make(name, rule):
-        def hook(m, inputs, output):
-            m.total_ops = paddle.zeros([1], dtype="int64")
-            rule(m, inputs, output)
-            counters.setdefault(name, []).append(int(m.total_ops.numpy().reshape(-1)[0]))
-            del m.total_ops
-        return hook
-
-    for name, layer in model.named_sublayers():
-        rule = register_hooks.get(type(layer))
-        if rule is not None and not layer.sublayers():
-            hooks.append(layer.register_forward_post_hook(make(name, rule)))
-    _forward_once(model, input_size, hooks)
-    return counters
-
-
 def paddle_flops(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224)) -> int:
-    """The total ``paddle.flops`` reports (see :func:`paddle_flops_by_layer`)."""
-    return int(sum(sum(v) for v in paddle_flops_by_layer(model, input_size).values()))
+    """The total ``paddle.flops`` reports, from Paddle's own per-layer rules (see
+    :func:`profile_model`), without ``paddle.flops``'s printing and summary, which fail
+    under NumPy 2 in Paddle 3.3."""
+    return profile_model(model, input_size).paddle_flops
 
 
 def summarize_by_kind(stats: ModelStats, kinds: Optional[Sequence[str]] = None) -> List[dict]:

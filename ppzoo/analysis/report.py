@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence
 
 from ..registry import create_model, list_models, model_info, resolve_name
 from .latency import measure_latency
-from .profile import DTYPE_BYTES, paddle_flops_by_layer, profile_model, summarize_by_kind
+from .profile import DTYPE_BYTES, profile_model, summarize_by_kind
 
 __all__ = ["resolve_models", "analyze", "format_report", "CONVENTION"]
 
@@ -51,15 +51,9 @@ def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: boo
             stats = profile_model(model, shape, dtype)
         except ValueError as e:
             raise ValueError(f"{name} at {shape[1]}x{shape[2]}: {e}") from None
-        flops = paddle_flops_by_layer(model, shape)
         row = {"model": name, "family": info.family, "input_size": shape, "published_top1": info.top1,
-               "published_params_m": info.params, "published_madds_m": info.madds,
-               "paddle_flops": sum(sum(calls) for calls in flops.values()), **stats.as_dict(),
+               "published_params_m": info.params, "published_madds_m": info.madds, **stats.as_dict(),
                "by_kind": summarize_by_kind(stats)}
-        for layer in row["layers"]:  # per call, in execution order; functional ops (add, concat) count 0
-            calls = flops.get(layer["name"])
-            layer["paddle_flops"] = calls.pop(0) if calls else 0
-            layer["mac_bytes"] = layer["mac"] * DTYPE_BYTES[dtype]
         if latency:
             row["latency"] = measure_latency(model, shape, batch_size, threads, warmup, repeat)
         results.append(row)
