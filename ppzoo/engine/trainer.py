@@ -165,7 +165,8 @@ def _train(cfg: dict, run: _Session, config_path: str) -> dict:
                 train_model, train_loader, train_loss, optimizer, scheduler, num_classes=num_classes, topk=topk,
                 progress=progress, batch_transforms=batch_transforms,
                 rng=np.random.default_rng([seed, epoch, run.rank]), ema=ema, scaler=scaler, amp_level=amp_level,
-                amp_promote=amp_promote, on_step=lambda step, v: (writer.add("train/loss", v["loss"], step_base + step),
+                amp_promote=amp_promote,
+                on_step=lambda step, v: (writer.add("train/loss", v["loss"], step_base + step),
                                          writer.add("train/lr", v["lr"], step_base + step)))
             record = {"epoch": epoch, "train": stats, "lr": optimizer.get_lr()}
             line = (f"epoch {epoch}/{epochs} train loss {stats['loss']:.4f} top1 {stats['top1']:.2f}% "
