@@ -100,7 +100,7 @@ def test_resume_ends_with_the_same_weights(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3]
 
 
-def test_pretrained_model_with_another_classifier_is_loaded_with_a_notice(tmp_path, caplog):
+def test_pretrained_model_with_another_classifier_is_loaded_with_a_notice(tmp_path):
     train(load_config(tiny_config(tmp_path / "a", **{"Global.epochs": 1})))
     weights = out_dir(tmp_path / "a") / "latest.pdparams"
     cfg = load_config(tiny_config(tmp_path / "b", **{"Global.epochs": 1, "Global.class_num": 12,
