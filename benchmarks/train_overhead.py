@@ -29,6 +29,7 @@ from ppzoo.config import load_config  # noqa: E402
 from ppzoo.data import build_dataloader  # noqa: E402
 from ppzoo.engine.builders import build_loss, build_lr_scheduler, build_optimizer  # noqa: E402
 from ppzoo.engine.logger import Progress  # noqa: E402
+from ppzoo.engine import ClassificationStep  # noqa: E402
 from ppzoo.engine.loop import train_one_epoch  # noqa: E402
 from ppzoo.runtime import set_cpu_threads  # noqa: E402
 
@@ -60,7 +61,7 @@ def loop_overhead(cfg, model_name, steps, rounds, batch):
 
     def ours():
         progress = Progress(len(batches), "bench", quiet, every=10)
-        train_one_epoch(model, batches, loss_fn, optimizer, scheduler, num_classes=10, topk=[1, 5],
+        train_one_epoch(model, batches, ClassificationStep(loss_fn), optimizer, scheduler, topk=[1, 5],
                         progress=progress)
 
     bare(), ours()  # warm-up

@@ -18,6 +18,7 @@ except ImportError as e:  # paddlepaddle is an extra so that CPU and GPU builds 
 
 from . import layers, models  # noqa: F401  (importing models registers them)
 from .registry import ModelInfo, create_model, list_models, model_info, register_model
-
-__version__ = "0.1.0"
+# every layer above registers its config sections, Arch kinds and path loaders on import
+from . import data, deploy, analysis, compress, engine  # noqa: F401,E402
+from ._version import __version__
 __all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model", "__version__"]

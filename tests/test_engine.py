@@ -128,11 +128,11 @@ def test_amp_on_cpu_is_off_with_a_notice_and_use_amp_false_is_silent():
     logger.addHandler(handler)
     try:
         amp = {"use_amp": True, "level": "O1", "scale_loss": 1024.0, "use_dynamic_loss_scaling": True}
-        assert _amp({"AMP": amp}, "cpu", logger) == (None, None)
+        assert _amp({"AMP": amp}, "cpu", logger) is None
         assert any("AMP: off on CPU" in r.getMessage() for r in records)
         records.clear()
-        assert _amp({"AMP": {**amp, "use_amp": False}}, "gpu:0", logger) == (None, None)
-        assert _amp({}, "cpu", logger) == (None, None)
+        assert _amp({"AMP": {**amp, "use_amp": False}}, "gpu:0", logger) is None
+        assert _amp({}, "cpu", logger) is None
         assert records == []
     finally:
         logger.removeHandler(handler)

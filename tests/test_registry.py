@@ -15,6 +15,7 @@ def test_required_names_are_registered():
     expected |= {f"mobilenet_v1_x{w}" for w in ("1_0", "0_75", "0_5", "0_25")}
     expected |= {f"mobilenet_v2_x{w}" for w in ("1_4", "1_0", "0_75", "0_5", "0_35")}
     expected |= {f"shufflenet_v1_g{g}_x{w}" for g in (1, 2, 3, 4, 8) for w in ("0_25", "0_5", "1_0", "1_5", "2_0")}
+    expected |= {f"mobilenet_v2_x{w}.paddleclas" for w in ("1_0", "0_75", "0_5")}  # PaddleClas's layout
     assert set(ppzoo.list_models()) == expected
 
 
@@ -49,10 +50,21 @@ def test_unknown_name_lists_closest_names():
 
 
 def test_paddleclas_names_resolve_to_paddleclas_layout():
-    assert resolve_name("MobileNetV1_x0_5") == ("mobilenet_v1_x0_5", {})
-    assert resolve_name("MobileNetV2") == ("mobilenet_v2_x1_0", {"layout": "paddleclas"})
-    assert resolve_name("AlexNet") == ("alexnet_single", {})
-    assert resolve_name("MOBILENET_V1_X1_0") == ("mobilenet_v1_x1_0", {})
+    assert resolve_name("MobileNetV1_x0_5") == "mobilenet_v1_x0_5"
+    assert resolve_name("MobileNetV2") == "mobilenet_v2_x1_0.paddleclas"
+    assert resolve_name("AlexNet") == "alexnet_single"
+    assert resolve_name("MOBILENET_V1_X1_0") == "mobilenet_v1_x1_0"
+
+
+def test_tagged_entry_reports_its_own_layout():
+    from ppzoo.analysis import count_madds
+
+    plain, tagged = ppzoo.model_info("mobilenet_v2_x1_0"), ppzoo.model_info("MobileNetV2")
+    assert tagged.name == "mobilenet_v2_x1_0.paddleclas" and tagged.paddleclas_names == ("MobileNetV2",)
+    assert (plain.madds, tagged.madds) == (300, 313.6)
+    model = ppzoo.create_model("MobileNetV2")
+    assert abs(count_madds(model, (3, 224, 224)) / 1e6 - tagged.madds) < 0.1
+    assert ppzoo.registry.model_entrypoint("MobileNetV2") is ppzoo.registry.model_entrypoint(tagged.name)
 
 
 def test_class_num_is_an_alias_of_num_classes():

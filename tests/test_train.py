@@ -17,46 +17,7 @@ from ppzoo.engine.checkpoint import atomic_save
 from ppzoo.engine.loop import NonFiniteLossError
 from ppzoo.weights import WeightsError, read_state_dict
 
-from conftest import ROOT, make_image_tree, run_tool
-
-NORMALIZE = {"NormalizeImage": {"scale": "1.0/255.0", "mean": [0.5] * 3, "std": [0.5] * 3}}
-
-
-def tiny_config(tmp_path, **overrides):
-    """mobilenet_v1_x0_25 on 16x16 digits, 359 training images: about a second per epoch.
-    Too short to learn much; ``LEARNS`` overrides give a run that does."""
-    cfg = {
-        "Global": {"output_dir": str(tmp_path / "out"), "epochs": 2, "print_batch_step": 5, "class_num": 10,
-                   "save_interval": 1, "seed": 3, "device": "cpu"},
-        "Arch": {"name": "mobilenet_v1_x0_25"},
-        "Optimizer": {"name": "AdamW", "weight_decay": 1e-4, "lr": {"name": "Cosine", "learning_rate": 0.005}},
-        "DataLoader": {
-            "Train": {"dataset": {"name": "DigitsDataset", "image_size": 16, "val_fraction": 0.8, "transform_ops": [
-                {"RandomCrop": {"size": 16, "padding": 2}}, NORMALIZE]},
-                "sampler": {"batch_size": 32, "shuffle": True, "drop_last": True}},
-            "Eval": {"dataset": {"name": "DigitsDataset", "split": "val", "image_size": 16,
-                                 "transform_ops": [NORMALIZE]},
-                     "sampler": {"batch_size": 128}},
-        },
-    }
-    for key, value in overrides.items():
-        node = cfg
-        *parents, last = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[last] = value
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
-
-
-# ShuffleNetV1 0.5x (g=3) in small-input mode on all 1,438 training digits: ~90 % in 2 epochs
-LEARNS = {"Arch.name": "shufflenet_v1_g3_x0_5", "Arch.small_input": True, "DataLoader.Train.dataset.val_fraction": 0.2}
-
-
-def out_dir(tmp_path, arch="mobilenet_v1_x0_25"):
-    return tmp_path / "out" / arch
+from conftest import LEARNS, NORMALIZE, ROOT, make_image_tree, out_dir, run_tool, tiny_config
 
 
 def test_train_writes_results_checkpoints_and_logs(tmp_path):
@@ -93,8 +54,8 @@ def test_resume_ends_with_the_same_weights(tmp_path):
     a, b = read_state_dict(str(full / "latest.pdparams")), read_state_dict(str(resumed / "latest.pdparams"))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
-    ema_a = paddle.load(str(full / "latest.pdckpt"))["ema"]["module"]
-    ema_b = paddle.load(str(resumed / "latest.pdckpt"))["ema"]["module"]
+    ema_a = paddle.load(str(full / "latest.pdckpt"))["hooks"]["ema"]["module"]
+    ema_b = paddle.load(str(resumed / "latest.pdckpt"))["hooks"]["ema"]["module"]
     np.testing.assert_array_equal(ema_a["fc.weight"].numpy(), ema_b["fc.weight"].numpy())
     history = json.loads((resumed / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [1, 2, 3]

@@ -3,7 +3,7 @@ from .latency import measure_latency
 from .profile import (LayerStats, ModelStats, count_madds, count_params, paddle_flops, profile_model,
                       summarize_by_kind)
 from .report import analyze, format_report, resolve_models
-from .timing import Timing, time_fn, time_interleaved
+from ..utils.timing import Timing, time_fn, time_interleaved
 
 __all__ = ["LayerStats", "ModelStats", "count_madds", "count_params", "paddle_flops", "profile_model",
            "summarize_by_kind", "measure_latency", "analyze", "format_report", "resolve_models", "Timing", "time_fn",

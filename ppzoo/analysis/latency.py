@@ -6,8 +6,8 @@ from typing import Optional, Sequence
 import numpy as np
 import paddle
 
-from ..runtime import cpu_threads, set_cpu_threads
-from .timing import time_interleaved
+from ..utils.runtime import cpu_threads, set_cpu_threads
+from ..utils.timing import time_interleaved
 
 __all__ = ["measure_latency"]
 
@@ -18,8 +18,8 @@ def measure_latency(model: paddle.nn.Layer, input_size: Sequence[int], batch_siz
     for the model exported to a temporary folder and run by ``paddle.inference``, timed
     interleaved on the same random batch after ``warmup`` rounds. Both use ``threads``
     CPU threads (default: one per core)."""
-    from ..export import export_model
-    from ..inference import Predictor
+    from ..deploy.export import export_model
+    from ..deploy.predictor import Predictor
 
     threads = threads or os.cpu_count() or 1
     previous, was_training = cpu_threads(), model.training

@@ -26,6 +26,8 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from ..utils.params import count_params
+
 __all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model", "paddle_flops",
            "summarize_by_kind", "DTYPE_BYTES"]
 
@@ -85,11 +87,6 @@ class ModelStats:
                 "paddle_flops": self.paddle_flops, "dtype": self.dtype,
                 "layers": [dict(asdict(r), intensity=r.intensity, mac_bytes=r.mac * DTYPE_BYTES[self.dtype])
                            for r in self.layers]}
-
-
-def count_params(model: nn.Layer) -> int:
-    """Trainable parameters (BN running statistics are not trainable and not counted)."""
-    return int(sum(int(np.prod(p.shape)) for p in model.parameters() if p.trainable))
 
 
 def _numel(shape) -> int:

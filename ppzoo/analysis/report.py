@@ -30,8 +30,7 @@ def resolve_models(patterns: Sequence[str]) -> List[str]:
                                  (f"; close names: {', '.join(close)}" if close else "; see ppzoo.list_models()"))
             names += matched
         else:
-            key, extra = resolve_name(pattern)
-            names.append(pattern if extra else key)
+            names.append(resolve_name(pattern))
     return list(dict.fromkeys(names))
 
 

@@ -7,7 +7,7 @@ import paddle
 from .datasets import DATASETS, ImageDataset
 from .transforms import BATCH_TRANSFORMS
 
-__all__ = ["build_dataset", "build_dataloader", "build_batch_transforms", "collate", "ImageLoader"]
+__all__ = ["make_batch_transform", "build_dataset", "build_dataloader", "build_batch_transforms", "collate", "ImageLoader"]
 
 
 def build_dataset(cfg: dict, num_classes: Optional[int] = None) -> ImageDataset:
@@ -87,3 +87,16 @@ def build_batch_transforms(cfg: dict) -> list:
         name, params = next(iter(entry.items()))
         ops.append(BATCH_TRANSFORMS[name](**(params or {})))
     return ops
+
+
+def make_batch_transform(ops: list, num_classes: int, rng: np.random.Generator):
+    """``(images, labels) -> (images, targets)`` applying one of ``ops`` (mixup, cutmix),
+    picked at random per batch, or ``None`` when there are none."""
+    if not ops:
+        return None
+
+    def apply(images, labels):
+        op = ops[int(rng.integers(len(ops)))]
+        return op(images, labels, num_classes, rng)
+
+    return apply

@@ -21,6 +21,8 @@ import paddle.vision.transforms as T
 import paddle.vision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
 
+from ..registry import IMAGENET_MEAN, IMAGENET_STD
+
 __all__ = ["TRANSFORMS", "BATCH_TRANSFORMS", "Compose", "build_transforms", "BadImageError", "MixupOperator",
            "CutmixOperator"]
 
@@ -177,8 +179,8 @@ class NormalizeImage:
         if order.lower() not in ("chw", "hwc", ""):
             raise ValueError(f"NormalizeImage.order must be 'chw', 'hwc' or '', got {order!r}")
         self.scale = _number(scale) if scale is not None else 1.0 / 255.0
-        self.mean = np.array(mean if mean is not None else [0.485, 0.456, 0.406], dtype="float32")
-        self.std = np.array(std if std is not None else [0.229, 0.224, 0.225], dtype="float32")
+        self.mean = np.array(mean if mean is not None else IMAGENET_MEAN, dtype="float32")
+        self.std = np.array(std if std is not None else IMAGENET_STD, dtype="float32")
         self.chw, self.fp16, self.channel_num = order.lower() == "chw", output_fp16, channel_num
 
     def __call__(self, img):

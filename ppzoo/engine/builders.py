@@ -11,18 +11,18 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.optimizer import lr as lr_sched
 
-from ..registry import create_model
+from ..registry import build_from_arch
 
 __all__ = ["OPTIMIZERS", "LR_SCHEDULES", "LOSSES", "METRICS", "build_model", "build_loss", "build_optimizer",
-           "build_lr_scheduler", "TopkAcc"]
+           "build_lr_scheduler", "TopkAcc", "OPTIMIZER_EXTRA", "ADAMW_EXTRA", "REGULARIZER", "NO_WEIGHT_DECAY",
+           "optimizer_conflict"]
 
 
 # ---------------------------------------------------------------------------- model
 
 def build_model(arch: dict) -> nn.Layer:
-    """``Arch`` section -> model (``class_num`` and ``name`` resolved by the config)."""
-    kwargs = {k: v for k, v in arch.items() if k not in ("name", "class_num", "infer_add_softmax", "pretrained")}
-    return create_model(arch["name"], num_classes=arch["class_num"], **kwargs)
+    """``Arch`` section -> the model to train (``ppzoo.registry.build_from_arch``)."""
+    return build_from_arch(arch)
 
 
 # ---------------------------------------------------------------------------- loss
@@ -94,14 +94,32 @@ def _adam(beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8):
     return partial(paddle.optimizer.Adam, beta1=beta1, beta2=beta2, epsilon=epsilon)
 
 
-def _adamw(beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8, weight_decay: float = 0.01,
-           no_weight_decay_name: Optional[str] = None, one_dim_param_no_weight_decay: bool = False):
-    """Decoupled weight decay (Loshchilov & Hutter, arXiv 1711.05101). The last two options
-    are PaddleClas's: substrings of parameter names, and all 1-D parameters, kept undecayed."""
+def _adamw(beta1: float = 0.9, beta2: float = 0.999, epsilon: float = 1e-8, weight_decay: float = 0.01):
+    """Decoupled weight decay (Loshchilov & Hutter, arXiv 1711.05101); PaddleClas's two
+    exclusion options are ``ADAMW_EXTRA``."""
     return partial(paddle.optimizer.AdamW, beta1=beta1, beta2=beta2, epsilon=epsilon, weight_decay=weight_decay)
 
 
 OPTIMIZERS = {"Momentum": _momentum, "SGD": _sgd, "RMSProp": _rmsprop, "Adam": _adam, "AdamW": _adamw}
+
+# keys of the Optimizer section besides the optimizer's own parameters: {key: (type, default)}
+OPTIMIZER_EXTRA = {
+    "clip_norm": (Optional[float], None),  # global gradient-norm clipping
+    "no_weight_decay": (List[str], []),  # any of NO_WEIGHT_DECAY
+    "base_batch_size": (Optional[int], None),  # scale every LR by global_batch / base_batch_size
+}
+# PaddleClas's AdamW options: substrings of parameter names, and all 1-D parameters, kept undecayed
+ADAMW_EXTRA = {"no_weight_decay_name": (Optional[str], None), "one_dim_param_no_weight_decay": (bool, False)}
+REGULARIZER = {"name": (str, "L2"), "coeff": (float, 0.0)}
+NO_WEIGHT_DECAY = ("norm", "depthwise", "bias")
+
+
+def optimizer_conflict(cfg: dict) -> Optional[str]:
+    """Why the ``Optimizer`` section's options cannot go together, or ``None``."""
+    if cfg.get("name") == "AdamW" and cfg.get("regularizer") is not None:
+        return ("cannot be used with AdamW, which decays weights itself (Optimizer.weight_decay); set it "
+                "to null")
+    return None
 
 
 def _no_decay_names(model: nn.Layer, categories, substrings=(), one_dim=False) -> set:
@@ -124,20 +142,19 @@ def _no_decay_names(model: nn.Layer, categories, substrings=(), one_dim=False) -
 
 def build_optimizer(cfg: dict, model: nn.Layer, scheduler) -> paddle.optimizer.Optimizer:
     """``Optimizer`` section -> optimizer over ``model``'s trainable parameters."""
-    params = {k: v for k, v in cfg.items() if k not in ("name", "lr", "regularizer", "clip_norm",
-                                                       "no_weight_decay", "base_batch_size")}
     name = cfg["name"]
-    adamw_extra = {k: params.pop(k) for k in ("no_weight_decay_name", "one_dim_param_no_weight_decay")
-                   if k in params}
-    factory = OPTIMIZERS[name](**params)
+    conflict = optimizer_conflict(cfg)
+    if conflict:
+        raise ValueError(f"Optimizer.regularizer {conflict}")
+    outside = ("name", "lr", "regularizer", *OPTIMIZER_EXTRA, *ADAMW_EXTRA)
+    adamw_extra = {k: cfg[k] for k in ADAMW_EXTRA if k in cfg}
+    factory = OPTIMIZERS[name](**{k: v for k, v in cfg.items() if k not in outside})
     grad_clip = nn.ClipGradByGlobalNorm(cfg["clip_norm"]) if cfg.get("clip_norm") else None
     named = [(n, p) for n, p in model.named_parameters() if p.trainable]
     no_decay = _no_decay_names(model, cfg.get("no_weight_decay") or [],
                                (adamw_extra.get("no_weight_decay_name") or "").split(),
                                adamw_extra.get("one_dim_param_no_weight_decay", False))
     if name == "AdamW":
-        if cfg.get("regularizer"):
-            raise ValueError("AdamW decays weights itself (Optimizer.weight_decay); remove Optimizer.regularizer")
         structured = {p.name: n for n, p in named}  # AdamW asks by Paddle's internal parameter name
         return factory(learning_rate=scheduler, parameters=[p for _, p in named], grad_clip=grad_clip,
                        apply_decay_param_fun=lambda pname: structured.get(pname) not in no_decay)
@@ -155,6 +172,13 @@ def build_optimizer(cfg: dict, model: nn.Layer, scheduler) -> paddle.optimizer.O
 
 def _with_warmup(make, learning_rate: float, warmup_epoch: float, warmup_start_lr: float):
     """Wrap ``make(steps_after_warmup, steps_per_epoch, scale)`` with a linear warm-up."""
+    if learning_rate < 0:
+        raise ValueError(f"learning_rate must be >= 0, got {learning_rate}")
+    if warmup_epoch < 0:
+        raise ValueError(f"warmup_epoch must be >= 0, got {warmup_epoch}")
+    if warmup_epoch > 0 and not 0 <= warmup_start_lr <= learning_rate:
+        raise ValueError(f"warmup_start_lr must be in [0, learning_rate={learning_rate}] (the warm-up climbs to the "
+                         f"learning rate), got {warmup_start_lr}")
 
     def build(epochs: int, steps_per_epoch: int, scale: float = 1.0):
         warmup = int(round(warmup_epoch * steps_per_epoch))

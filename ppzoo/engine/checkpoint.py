@@ -1,7 +1,7 @@
 """Checkpoints that a crash, Ctrl-C or ``kill`` cannot leave half-written.
 
-``<prefix>.pdckpt`` holds everything a resume needs (model, optimizer with its LR schedule, EMA,
-AMP scaler, epoch, step, best metric, RNG states); ``<prefix>.pdparams`` holds the model
+``<prefix>.pdckpt`` holds everything a resume needs (model, optimizer with its LR schedule,
+every stateful hook's state (EMA, pruning masks, ...), AMP scaler, epoch, step, best metric, RNG states); ``<prefix>.pdparams`` holds the model
 weights alone (for ``Global.pretrained_model``, export and PaddleClas). Both are written
 with ``ppzoo.fileio.atomic_write``: the previous file stays intact until the new one is
 complete.
@@ -13,8 +13,8 @@ from typing import Optional
 import numpy as np
 import paddle
 
-from ..fileio import atomic_write, deferred_signals
-from ..weights import WeightsError, load_weights
+from ..utils.fileio import atomic_write, deferred_signals
+from ..utils.weights import WeightsError, load_weights
 
 __all__ = ["atomic_save", "save_checkpoint", "load_checkpoint", "resolve_checkpoint"]
 
@@ -66,7 +66,7 @@ def set_rng_states(state: dict) -> None:
         paddle.set_cuda_rng_state(state["cuda"])
 
 
-def save_checkpoint(prefix: str, model, optimizer=None, ema=None, scaler=None, meta: Optional[dict] = None,
+def save_checkpoint(prefix: str, model, optimizer=None, scaler=None, hooks=None, meta: Optional[dict] = None,
                     weights_only: bool = False) -> None:
     """Write ``prefix.pdparams`` and (unless ``weights_only``) ``prefix.pdckpt``, each
     atomically and the pair without interruption: SIGINT/SIGTERM wait until both are written,
@@ -78,7 +78,7 @@ def save_checkpoint(prefix: str, model, optimizer=None, ema=None, scaler=None, m
                 "model": model.state_dict(),
                 # keyed by structured names; includes the LR scheduler's state
                 "optimizer": _rename_keys(optimizer.state_dict(), _name_pairs(model, True)) if optimizer else None,
-                "ema": ema.state_dict() if ema is not None else None,
+                "hooks": hooks.state_dict() if hooks is not None else {},  # HookList: each stateful hook's state
                 "scaler": scaler.state_dict() if scaler is not None else None,
                 "rng": rng_states(),
                 "meta": meta or {},
@@ -95,13 +95,15 @@ def resolve_checkpoint(path: str) -> str:
                        "for weights only use Global.pretrained_model)")
 
 
-def load_checkpoint(path: str, model, optimizer=None, ema=None, scaler=None, arch: Optional[str] = None,
+def load_checkpoint(path: str, model, optimizer=None, scaler=None, hooks=None, arch: Optional[str] = None,
                     weights_only: bool = False) -> dict:
     """Restore a checkpoint written by :func:`save_checkpoint` (the optimizer's state holds
     its LR scheduler's); returns its ``meta``.
 
     With ``weights_only`` the model gets the weights the run evaluated with (the EMA
-    average when the run kept one) and nothing else is restored.
+    average when the run kept one) and nothing else is restored. ``hooks`` (a
+    ``HookList``) get their saved states back; a saved state no hook of this run takes is
+    an error (resuming without the method that wrote it would not be exact).
 
     Raises ``WeightsError`` when the file is unreadable or belongs to another model.
     """
@@ -116,14 +118,20 @@ def load_checkpoint(path: str, model, optimizer=None, ema=None, scaler=None, arc
     if arch is not None and meta.get("arch") not in (None, arch):
         raise WeightsError(f"checkpoint {path} was written for model '{meta['arch']}', but the config builds "
                            f"'{arch}'")
+    saved_hooks = state.get("hooks") or {}
     if weights_only:
-        load_weights(model, state["ema"]["module"] if state.get("ema") else state["model"], source=path)
+        ema = saved_hooks.get("ema")
+        load_weights(model, ema["module"] if ema else state["model"], source=path)
         return meta
     load_weights(model, state["model"], source=path)
     if optimizer is not None and state.get("optimizer") is not None:
         optimizer.set_state_dict(_rename_keys(state["optimizer"], _name_pairs(model, False)))
-    if ema is not None and state.get("ema") is not None:
-        ema.set_state_dict(state["ema"])
+    if hooks is not None:
+        unused = hooks.unused_states(saved_hooks)
+        if unused:
+            raise WeightsError(f"checkpoint {path} holds the state of {', '.join(unused)}, which this run does not "
+                               "use; resume with the config that wrote it")
+        hooks.set_state_dict(saved_hooks)
     if scaler is not None and state.get("scaler") is not None:
         scaler.load_state_dict(state["scaler"])
     if state.get("rng"):

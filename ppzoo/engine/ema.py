@@ -3,7 +3,9 @@ import copy
 
 import paddle
 
-__all__ = ["ModelEMA"]
+from ..utils.hooks import Hook
+
+__all__ = ["ModelEMA", "EMAHook"]
 
 
 class ModelEMA:
@@ -42,3 +44,30 @@ class ModelEMA:
     def set_state_dict(self, state: dict) -> None:
         self.module.set_state_dict(state["module"])
         self.updates = state["updates"]
+
+
+class EMAHook(Hook):
+    """Keeps a :class:`ModelEMA` of the weights after every step and
+    evaluates (and saves as ``best_model``) the average instead of the raw weights."""
+
+    name = "ema"
+
+    def __init__(self, decay: float):
+        self.decay = decay
+        self.ema = None
+
+    def prepare(self, model):
+        self.ema = ModelEMA(model, self.decay)
+        return model
+
+    def after_step(self, model, step: int) -> None:
+        self.ema.update(getattr(model, "_layers", model))
+
+    def before_eval(self, model):
+        return self.ema.module
+
+    def state_dict(self) -> dict:
+        return self.ema.state_dict()
+
+    def set_state_dict(self, state: dict) -> None:
+        self.ema.set_state_dict(state)

@@ -1,17 +1,35 @@
-"""One training epoch and one evaluation pass, with every dependency passed in."""
+"""One training epoch and one evaluation pass, with every dependency passed in.
+
+The loop knows nothing of losses, distillation, pruning or quantization: ``step_fn``
+computes the loss and ``hooks`` act around the optimizer step (``ppzoo.engine.hooks``).
+"""
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-import numpy as np
 import paddle
 import paddle.distributed as dist
 
-__all__ = ["NonFiniteLossError", "train_one_epoch", "evaluate", "topk_correct"]
+from ..utils.hooks import HookList
+
+__all__ = ["NonFiniteLossError", "AmpSettings", "train_one_epoch", "evaluate", "topk_correct"]
 
 
 class NonFiniteLossError(ValueError):
     """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class AmpSettings:
+    """Mixed precision for the forward pass (``paddle.amp.auto_cast``) and the loss scaler."""
+
+    level: str = "O1"
+    scaler: Optional[paddle.amp.GradScaler] = None
+    use_promote: bool = True
+
+    def autocast(self):
+        return paddle.amp.auto_cast(enable=True, level=self.level, use_promote=self.use_promote)
 
 
 def topk_correct(logits: paddle.Tensor, labels: paddle.Tensor, ks: Sequence[int]) -> paddle.Tensor:
@@ -23,75 +41,109 @@ def topk_correct(logits: paddle.Tensor, labels: paddle.Tensor, ks: Sequence[int]
     return paddle.stack([hit[:, :min(k, maxk)].sum() for k in ks])
 
 
-def train_one_epoch(model, loader, loss_fn: Callable, optimizer, scheduler, *, num_classes: int,
-                    topk: Sequence[int], progress, batch_transforms: Sequence = (),
-                    rng: Optional[np.random.Generator] = None, ema=None, scaler=None, amp_level: Optional[str] = None,
-                    amp_promote: bool = True, on_step: Optional[Callable[[int, dict], None]] = None) -> dict:
-    """Train ``model`` for one pass over ``loader``; returns loss, top-k (%), images,
-    skipped images and seconds. Stops with :class:`NonFiniteLossError` on a NaN/inf loss."""
+def train_one_epoch(model, loader, step_fn: Callable, optimizer, scheduler, hooks=(), *, topk: Sequence[int] = (1,),
+                    progress=None, batch_transform: Optional[Callable] = None, amp: Optional[AmpSettings] = None,
+                    first_step: int = 1, on_step: Optional[Callable[[int, dict], None]] = None) -> dict:
+    """Train ``model`` for one pass over ``loader``.
+
+    Args:
+        model: the model (or its ``DataParallel`` wrapper) passed to ``step_fn`` and hooks.
+        loader: yields ``(images, labels, skipped_count)``; ``images is None`` when every
+            image of the batch was skipped.
+        step_fn: ``step_fn(model, images, targets) -> StepOutput``.
+        optimizer, scheduler: stepped once per batch.
+        hooks: a :class:`HookList` or a sequence of hooks.
+        topk: the k of the top-k accuracies reported.
+        progress: ``update(step, images, **values)`` and ``close()`` (``Progress``), or None.
+        batch_transform: ``(images, labels) -> (images, targets)`` (mixup, cutmix), or None.
+        amp: mixed-precision settings, or None for float32.
+        first_step: the run-wide number of this epoch's first step (for ``after_step``).
+        on_step: ``on_step(run_step, {"loss", "lr"})`` after every step (VisualDL scalars).
+
+    Returns:
+        loss, top-k (%), images, skipped images, seconds, images/s, steps, and the epoch
+        mean of every ``StepOutput.extras`` entry. Stops with :class:`NonFiniteLossError`
+        on a NaN/inf loss.
+    """
+    hooks = hooks if isinstance(hooks, HookList) else HookList(hooks)
+    after_backward, after_step = hooks._each("after_backward"), hooks._each("after_step")
+    scaler = amp.scaler if amp else None
+    inner = getattr(model, "_layers", model)  # hooks see the model itself, not a DataParallel wrapper
     model.train()
     start = time.perf_counter()
     loss_sum, images, skipped, step = 0.0, 0, 0, 0
+    extras_sum = {}
     correct = paddle.zeros([len(topk)])
-    for images_np, labels_np, bad in loader:
+    for x, y, bad in loader:
         skipped += int(bad)
-        if images_np is None:  # every image of the batch was skipped
+        if x is None:  # every image of the batch was skipped
             continue
         step += 1
-        x, y = images_np, labels_np
         target = y
-        if batch_transforms:
-            op = batch_transforms[int(rng.integers(len(batch_transforms)))]
-            x, target = op(x, y, num_classes, rng)
-        with paddle.amp.auto_cast(enable=amp_level is not None, level=amp_level or "O1", use_promote=amp_promote):
-            logits = model(x)
-            loss = loss_fn(logits, target)
-        value = float(loss)
+        if batch_transform is not None:
+            x, target = batch_transform(x, y)
+        if amp is not None:
+            with amp.autocast():
+                out = step_fn(model, x, target)
+        else:
+            out = step_fn(model, x, target)
+        value = float(out.loss)
         if not math.isfinite(value):
             raise NonFiniteLossError(f"loss became {value} at step {step}; nothing of this epoch was saved")
         if scaler is not None:
-            scaler.scale(loss).backward()
+            scaler.scale(out.loss).backward()
+            for fn in after_backward:
+                fn(inner)
             scaler.step(optimizer)
             scaler.update()
         else:
-            loss.backward()
+            out.loss.backward()
+            for fn in after_backward:
+                fn(inner)
             optimizer.step()
         optimizer.clear_grad()
         scheduler.step()
-        if ema is not None:
-            ema.update(getattr(model, "_layers", model))
+        for fn in after_step:
+            fn(inner, first_step + step - 1)
         n = x.shape[0]
         images += n
         loss_sum += value * n
-        correct += topk_correct(logits.detach(), y, topk)
+        for key, extra in out.extras.items():
+            extras_sum[key] = extras_sum.get(key, 0.0) + float(extra) * n
+        correct += topk_correct(out.logits.detach(), y, topk)
         if on_step is not None:
-            on_step(step, {"loss": value, "lr": optimizer.get_lr()})
-        progress.update(step, images, loss=loss_sum / images, top1=f"{100.0 * float(correct[0]) / images:.2f}%")
-    progress.close()
+            on_step(first_step + step - 1, {"loss": value, "lr": optimizer.get_lr()})
+        if progress is not None:
+            progress.update(step, images, loss=loss_sum / images, top1=f"{100.0 * float(correct[0]) / images:.2f}%")
+    if progress is not None:
+        progress.close()
     seconds = time.perf_counter() - start
     result = {"loss": loss_sum / max(images, 1), "images": images, "skipped": skipped, "seconds": seconds,
               "images_per_s": images / max(seconds, 1e-9), "steps": step}
     for k, c in zip(topk, correct.numpy().tolist()):
         result[f"top{k}"] = 100.0 * c / max(images, 1)
+    for key, total in extras_sum.items():
+        result[key] = total / max(images, 1)
     return result
 
 
 @paddle.no_grad()
-def evaluate(model, loader, loss_fn: Callable, topk: Sequence[int], amp_level: Optional[str] = None,
-             amp_promote: bool = True) -> dict:
+def evaluate(model, loader, loss_fn: Callable, topk: Sequence[int], amp: Optional[AmpSettings] = None) -> dict:
     """Loss and top-k (%) over ``loader``; in a distributed run the counts of all ranks
     are summed, so every rank returns the figures of the whole set."""
     model.eval()
     totals = paddle.zeros([3 + len(topk)], dtype="float64")  # loss sum, images, skipped, top-k hits
-    for images_np, labels_np, bad in loader:
-        if images_np is not None:
-            with paddle.amp.auto_cast(enable=amp_level is not None, level=amp_level or "O1",
-                                      use_promote=amp_promote):
-                logits = model(images_np)
+    for x, y, bad in loader:
+        if x is not None:
+            if amp is not None:
+                with amp.autocast():
+                    logits = model(x)
+            else:
+                logits = model(x)
             logits = logits.astype("float32")
-            n = images_np.shape[0]
-            hits = topk_correct(logits, labels_np, topk).astype("float64")
-            loss = float(loss_fn(logits, labels_np))
+            n = x.shape[0]
+            hits = topk_correct(logits, y, topk).astype("float64")
+            loss = float(loss_fn(logits, y))
             totals += paddle.concat([paddle.to_tensor([loss * n, n, 0.0], dtype="float64"), hits])
         totals[2] += float(bad)
     if dist.get_world_size() > 1:

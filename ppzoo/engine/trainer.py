@@ -9,25 +9,28 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import paddle
 import paddle.distributed as dist
 
-from ..analysis import count_params
-from ..data import build_batch_transforms, build_dataloader
-from ..runtime import select_device, set_cpu_threads
-from ..weights import load_weights
+from ..compress import training_parts
+from ..data import build_batch_transforms, build_dataloader, make_batch_transform
+from ..registry import build_from_arch
+from ..utils.fileio import write_json
+from ..utils.hooks import HookList
+from ..utils.params import count_params
+from ..utils.runtime import select_device, set_cpu_threads
+from ..utils.weights import load_weights
 from .builders import build_loss, build_lr_scheduler, build_model, build_optimizer
 from .checkpoint import load_checkpoint, save_checkpoint
-from .ema import ModelEMA
-from ..fileio import write_json
+from .ema import EMAHook
 from .logger import Progress, ScalarWriter, close_logger, format_seconds, setup_logger
-from .loop import evaluate, train_one_epoch
+from .loop import AmpSettings, evaluate, train_one_epoch
 
-__all__ = ["train", "evaluate_config", "output_dir_of"]
+__all__ = ["train", "build_run", "fit", "Run", "evaluate_config", "output_dir_of"]
 
 
 def output_dir_of(cfg: dict) -> str:
@@ -83,130 +86,210 @@ def _topk(cfg: dict, key: str) -> list:
     return [1, 5]
 
 
-def _amp(cfg: dict, device: str, logger):
+def _amp(cfg: dict, device: str, logger) -> Optional[AmpSettings]:
     """AMP level and loss scaler on GPU; on CPU, say that AMP is off and why."""
     if "AMP" not in cfg or not cfg["AMP"]["use_amp"]:
-        return None, None
+        return None
     amp = cfg["AMP"]
     if not device.startswith("gpu"):
         logger.info("AMP: off on CPU (Paddle's CPU autocast is bfloat16-only and slower than float32 on most "
                     "CPUs); training in float32")
-        return None, None
+        return None
     scaler = paddle.amp.GradScaler(init_loss_scaling=amp["scale_loss"],
                                    use_dynamic_loss_scaling=amp["use_dynamic_loss_scaling"])
-    return amp["level"], scaler
+    return AmpSettings(amp["level"], scaler, amp["use_promote"])
 
 
-def train(cfg: dict, config_path: str = "CONFIG") -> dict:
-    """Train as ``cfg`` says; returns the content of ``metrics.json``. ``config_path`` only
-    appears in the closing "next command" line."""
-    if "Train" not in cfg.get("DataLoader", {}):
-        raise ValueError("training needs a DataLoader.Train section")
-    if "Optimizer" not in cfg:
-        raise ValueError("training needs an Optimizer section")
-    with _session(cfg, "train.log") as run:
-        return _train(cfg, run, config_path)
+@dataclass
+class Run:
+    """Everything one training run needs, built by :func:`build_run` and consumed by
+    :func:`fit`. Replace ``step_fn`` or extend ``hooks`` between the two to customise
+    training through the public API."""
+
+    cfg: dict
+    session: _Session
+    model: paddle.nn.Layer  # the trained model, unwrapped
+    step_fn: Callable
+    hooks: HookList
+    optimizer: paddle.optimizer.Optimizer
+    scheduler: object
+    train_loader: object
+    eval_loader: Optional[object]
+    eval_loss: Callable
+    topk: list
+    amp: Optional[AmpSettings]
+    batch_ops: list
+    start_epoch: int = 1
+    best: dict = field(default_factory=lambda: {"top1": None, "epoch": None})
+    history: list = field(default_factory=list)
+    elapsed_before: float = 0.0
+    config_path: str = "CONFIG"
+    train_model: Optional[paddle.nn.Layer] = None  # what the step runs: the model or its DataParallel wrapper
+
+    def __post_init__(self):
+        if self.train_model is None:
+            self.train_model = paddle.DataParallel(self.model) if self.session.world > 1 else self.model
 
 
-def _train(cfg: dict, run: _Session, config_path: str) -> dict:
-    g, logger, out_dir = cfg["Global"], run.logger, run.out_dir
-    arch, num_classes = cfg["Arch"]["name"], cfg["Arch"]["class_num"]
+def build_run(cfg: dict, session: _Session, step_fn: Optional[Callable] = None, hooks: Sequence = (),
+              config_path: str = "CONFIG") -> Run:
+    """Model (with ``Global.pretrained_model``), loaders, step function, hooks (the
+    config's training methods, EMA, then ``hooks``), optimizer, LR schedule and the state
+    of ``Global.checkpoints``. ``step_fn`` overrides the one the config implies."""
+    g, logger = cfg["Global"], session.logger
+    num_classes = cfg["Arch"]["class_num"]
     model = build_model(cfg["Arch"])
     if g["pretrained_model"]:
         skipped = load_weights(model, g["pretrained_model"], skip_mismatched_classifier=True)
         logger.info(f"loaded weights from {g['pretrained_model']}"
                     + (f"; kept a new {num_classes}-class classifier ({', '.join(skipped)} had another size)"
                        if skipped else ""))
-    train_loader = build_dataloader(cfg["DataLoader"]["Train"], True, num_classes, run.world, run.rank)
+    train_loader = build_dataloader(cfg["DataLoader"]["Train"], True, num_classes, session.world, session.rank)
     eval_loader = None
     if g["eval_during_train"] and "Eval" in cfg["DataLoader"]:
-        eval_loader = build_dataloader(cfg["DataLoader"]["Eval"], False, num_classes, run.world, run.rank)
-    batch_transforms = build_batch_transforms(cfg["DataLoader"]["Train"])
+        eval_loader = build_dataloader(cfg["DataLoader"]["Eval"], False, num_classes, session.world, session.rank)
+    train_loss = build_loss(cfg["Loss"]["Train"])
+    parts = training_parts(cfg, model, train_loss)
+    all_hooks = list(parts.hooks) + ([EMAHook(cfg["EMA"]["decay"])] if "EMA" in cfg else []) + list(hooks)
+    hook_list = HookList(all_hooks)
+    model = hook_list.prepare(model)
 
-    opt_cfg, epochs = cfg["Optimizer"], g["epochs"]
-    global_batch = cfg["DataLoader"]["Train"]["sampler"]["batch_size"] * run.world
+    opt_cfg = cfg["Optimizer"]
+    global_batch = cfg["DataLoader"]["Train"]["sampler"]["batch_size"] * session.world
     scale = global_batch / opt_cfg["base_batch_size"] if opt_cfg.get("base_batch_size") else 1.0
-    scheduler = build_lr_scheduler(opt_cfg["lr"], epochs, len(train_loader), scale)
+    scheduler = build_lr_scheduler(opt_cfg["lr"], g["epochs"], len(train_loader), scale)
     optimizer = build_optimizer(opt_cfg, model, scheduler)
-    amp_level, scaler = _amp(cfg, run.device, logger)
-    amp_promote = cfg.get("AMP", {}).get("use_promote", True)
-    if amp_level == "O2":
+    amp = _amp(cfg, session.device, logger)
+    if amp is not None and amp.level == "O2":
         model, optimizer = paddle.amp.decorate(model, optimizer, level="O2")
-    ema = ModelEMA(model, cfg["EMA"]["decay"]) if "EMA" in cfg else None
-
-    start_epoch, best, history, elapsed_before = 1, {"top1": None, "epoch": None}, [], 0.0
+    run = Run(cfg, session, model, step_fn or parts.step_fn, hook_list, optimizer, scheduler, train_loader,
+              eval_loader, build_loss(cfg["Loss"].get("Eval") or cfg["Loss"]["Train"]), _topk(cfg, "Train"), amp,
+              build_batch_transforms(cfg["DataLoader"]["Train"]), config_path=config_path)
     if g["checkpoints"]:
-        meta = load_checkpoint(g["checkpoints"], model, optimizer, ema, scaler, arch=arch)
-        start_epoch, best, history = meta["epoch"] + 1, meta["best"], meta["history"]
-        elapsed_before = meta.get("wall_time_s", 0.0)
-        logger.info(f"resumed from {g['checkpoints']} at the end of epoch {meta['epoch']}")
-        if start_epoch > epochs:
-            raise ValueError(f"{g['checkpoints']} already finished epoch {meta['epoch']} of Global.epochs={epochs}; "
-                             "raise Global.epochs to train further")
+        _resume(run)
+    return run
 
-    train_model = paddle.DataParallel(model) if run.world > 1 else model
-    train_loss, eval_loss = build_loss(cfg["Loss"]["Train"]), build_loss(cfg["Loss"].get("Eval") or cfg["Loss"]["Train"])
-    topk = _topk(cfg, "Train")
-    logger.info(f"{arch}: {count_params(model) / 1e6:.3f} M params, {num_classes} classes | "
-                f"{len(train_loader.dataset)} train / {len(eval_loader.dataset) if eval_loader else 0} eval images | "
-                f"device {run.device}{f' ({run.threads} threads)' if run.threads else ''}, {run.world} process(es), "
-                f"global batch {global_batch}, {len(train_loader)} steps/epoch | output {out_dir}")
 
-    writer = ScalarWriter(os.path.join(out_dir, "vdl") if g["use_visualdl"] and run.rank == 0 else None)
-    started, summary, seed = time.perf_counter(), {}, g["seed"]
+def _resume(run: Run) -> None:
+    g, epochs = run.cfg["Global"], run.cfg["Global"]["epochs"]
+    meta = load_checkpoint(g["checkpoints"], run.model, run.optimizer, run.amp.scaler if run.amp else None,
+                           run.hooks, arch=run.cfg["Arch"]["name"])
+    run.start_epoch, run.best, run.history = meta["epoch"] + 1, meta["best"], meta["history"]
+    run.elapsed_before = meta.get("wall_time_s", 0.0)
+    run.session.logger.info(f"resumed from {g['checkpoints']} at the end of epoch {meta['epoch']}")
+    if run.start_epoch > epochs:
+        raise ValueError(f"{g['checkpoints']} already finished epoch {meta['epoch']} of Global.epochs={epochs}; "
+                         "raise Global.epochs to train further")
+
+
+def train(cfg: dict, config_path: str = "CONFIG", step_fn: Optional[Callable] = None, hooks: Sequence = ()) -> dict:
+    """Train as ``cfg`` says; returns the content of ``metrics.json``. ``config_path`` only
+    appears in the closing "next command" line; ``step_fn`` and ``hooks`` customise the
+    run (see :func:`build_run`)."""
+    if "Train" not in cfg.get("DataLoader", {}):
+        raise ValueError("training needs a DataLoader.Train section")
+    if "Optimizer" not in cfg:
+        raise ValueError("training needs an Optimizer section")
+    with _session(cfg, "train.log") as session:
+        return fit(build_run(cfg, session, step_fn, hooks, config_path))
+
+
+def fit(run: Run) -> dict:
+    """Train ``run`` from its start epoch to ``Global.epochs``: epochs, evaluation, logs,
+    checkpoints and ``metrics.json``; returns the metrics."""
+    g, session = run.cfg["Global"], run.session
+    writer = ScalarWriter(os.path.join(session.out_dir, "vdl") if g["use_visualdl"] and session.rank == 0 else None)
+    _log_start(run)
+    started, summary = time.perf_counter(), {}
     try:
-        for epoch in range(start_epoch, epochs + 1):
-            train_loader.batch_sampler.set_epoch((seed * 1_000_003 + epoch) % 2 ** 32)
-            train_loader.dataset.set_epoch(epoch, seed)
-            progress = Progress(len(train_loader), f"epoch {epoch}/{epochs}", logger, g["print_batch_step"],
-                                enabled=run.rank == 0)
-            step_base = (epoch - 1) * len(train_loader)
-            stats = train_one_epoch(
-                train_model, train_loader, train_loss, optimizer, scheduler, num_classes=num_classes, topk=topk,
-                progress=progress, batch_transforms=batch_transforms,
-                rng=np.random.default_rng([seed, epoch, run.rank]), ema=ema, scaler=scaler, amp_level=amp_level,
-                amp_promote=amp_promote,
-                on_step=lambda step, v: (writer.add("train/loss", v["loss"], step_base + step),
-                                         writer.add("train/lr", v["lr"], step_base + step)))
-            record = {"epoch": epoch, "train": stats, "lr": optimizer.get_lr()}
-            line = (f"epoch {epoch}/{epochs} train loss {stats['loss']:.4f} top1 {stats['top1']:.2f}% "
-                    f"{stats['images_per_s']:.0f} img/s ({format_seconds(stats['seconds'])})")
-            if stats["skipped"]:
-                line += f", skipped {stats['skipped']} unreadable images"
-            improved = False
-            if eval_loader is not None and (epoch % g["eval_interval"] == 0 or epoch == epochs):
-                ev = evaluate(ema.module if ema else model, eval_loader, eval_loss, topk,
-                              amp_level if cfg.get("AMP", {}).get("use_fp16_test") else None, amp_promote)
-                record["eval"] = ev
-                improved = best["top1"] is None or ev["top1"] > best["top1"]
-                if improved:
-                    best = {"top1": ev["top1"], f"top{topk[-1]}": ev[f"top{topk[-1]}"], "epoch": epoch}
-                line += (f" | eval loss {ev['loss']:.4f} top1 {ev['top1']:.2f}%"
-                         + (f" top{topk[-1]} {ev[f'top{topk[-1]}']:.2f}%" if len(topk) > 1 else "")
-                         + (" (best)" if improved else f" (best {best['top1']:.2f}% at epoch {best['epoch']})"))
-            history.append(record)
-            if run.rank != 0:
-                continue
-            logger.info(line)
-            for key in ("loss", "top1", "images_per_s"):
-                writer.add(f"train/epoch_{key}", stats[key], epoch)
-            for key, value in record.get("eval", {}).items():
-                if key.startswith("top") or key == "loss":
-                    writer.add(f"eval/{key}", value, epoch)
-            wall = elapsed_before + time.perf_counter() - started
-            meta = {"arch": arch, "epoch": epoch, "global_step": epoch * len(train_loader), "best": best,
-                    "history": history, "wall_time_s": wall}
-            save_checkpoint(os.path.join(out_dir, "latest"), model, optimizer, ema, scaler, meta)
-            if epoch % g["save_interval"] == 0:
-                save_checkpoint(os.path.join(out_dir, f"epoch_{epoch}"), model, optimizer, ema, scaler, meta)
-            if improved:
-                save_checkpoint(os.path.join(out_dir, "best_model"), ema.module if ema else model, weights_only=True)
-            summary = _metrics(arch, history, best, wall, out_dir)
-            write_json(os.path.join(out_dir, "metrics.json"), summary)
+        for epoch in range(run.start_epoch, g["epochs"] + 1):
+            record, best_model = _epoch(run, epoch, writer)
+            if session.rank == 0:
+                summary = _save_epoch(run, epoch, best_model, run.elapsed_before + time.perf_counter() - started)
+        if run.hooks.finalizes:
+            run.model = run.hooks.finalize(run.model)
+            if session.rank == 0:
+                save_checkpoint(os.path.join(session.out_dir, "final_model"), run.model, weights_only=True)
     finally:
         writer.close()
-    if run.rank == 0:
-        _log_summary(logger, config_path, summary, out_dir)
+    if session.rank == 0:
+        _log_summary(session.logger, run.config_path, summary, session.out_dir)
+    return summary
+
+
+def _log_start(run: Run) -> None:
+    s, cfg = run.session, run.cfg
+    global_batch = cfg["DataLoader"]["Train"]["sampler"]["batch_size"] * s.world
+    hooks = ", ".join(HookList._name(h) for h in run.hooks.hooks)
+    s.logger.info(f"{cfg['Arch']['name']}: {count_params(run.model) / 1e6:.3f} M params, {cfg['Arch']['class_num']} "
+                  f"classes | {len(run.train_loader.dataset)} train / "
+                  f"{len(run.eval_loader.dataset) if run.eval_loader else 0} eval images | device {s.device}"
+                  f"{f' ({s.threads} threads)' if s.threads else ''}, {s.world} process(es), global batch "
+                  f"{global_batch}, {len(run.train_loader)} steps/epoch" + (f" | hooks: {hooks}" if hooks else "")
+                  + f" | output {s.out_dir}")
+
+
+def _epoch(run: Run, epoch: int, writer: ScalarWriter):
+    """Train one epoch and evaluate when due; returns the record and the evaluated model
+    when it is the best so far (else ``None``)."""
+    g, s = run.cfg["Global"], run.session
+    epochs, seed, loader = g["epochs"], g["seed"], run.train_loader
+    loader.batch_sampler.set_epoch((seed * 1_000_003 + epoch) % 2 ** 32)
+    loader.dataset.set_epoch(epoch, seed)
+    step_base = (epoch - 1) * len(loader)
+    run.hooks.before_epoch(run.model, epoch)
+    stats = train_one_epoch(
+        run.train_model, loader, run.step_fn, run.optimizer,
+        run.scheduler, run.hooks, topk=run.topk, first_step=step_base + 1, amp=run.amp,
+        progress=Progress(len(loader), f"epoch {epoch}/{epochs}", s.logger, g["print_batch_step"],
+                          enabled=s.rank == 0),
+        batch_transform=make_batch_transform(run.batch_ops, run.cfg["Arch"]["class_num"],
+                                             np.random.default_rng([seed, epoch, s.rank])),
+        on_step=lambda step, v: (writer.add("train/loss", v["loss"], step), writer.add("train/lr", v["lr"], step)))
+    record = {"epoch": epoch, "train": stats, "lr": run.optimizer.get_lr()}
+    line = (f"epoch {epoch}/{epochs} train loss {stats['loss']:.4f} top1 {stats['top1']:.2f}% "
+            f"{stats['images_per_s']:.0f} img/s ({format_seconds(stats['seconds'])})")
+    if stats["skipped"]:
+        line += f", skipped {stats['skipped']} unreadable images"
+    best_model, best, topk = None, run.best, run.topk
+    if run.eval_loader is not None and (epoch % g["eval_interval"] == 0 or epoch == epochs):
+        eval_amp = run.amp if run.cfg.get("AMP", {}).get("use_fp16_test") else None
+        eval_model = run.hooks.before_eval(run.model)
+        ev = evaluate(eval_model, run.eval_loader, run.eval_loss, topk, eval_amp)
+        record["eval"] = ev
+        improved = best["top1"] is None or ev["top1"] > best["top1"]
+        if improved:
+            run.best = best = {"top1": ev["top1"], f"top{topk[-1]}": ev[f"top{topk[-1]}"], "epoch": epoch}
+            best_model = eval_model
+        line += (f" | eval loss {ev['loss']:.4f} top1 {ev['top1']:.2f}%"
+                 + (f" top{topk[-1]} {ev[f'top{topk[-1]}']:.2f}%" if len(topk) > 1 else "")
+                 + (" (best)" if improved else f" (best {best['top1']:.2f}% at epoch {best['epoch']})"))
+    run.history.append(record)
+    run.hooks.after_epoch(run.model, epoch, record)
+    if s.rank == 0:
+        s.logger.info(line)
+        for key in ("loss", "top1", "images_per_s"):
+            writer.add(f"train/epoch_{key}", stats[key], epoch)
+        for key, value in record.get("eval", {}).items():
+            if key.startswith("top") or key == "loss":
+                writer.add(f"eval/{key}", value, epoch)
+    return record, best_model
+
+
+def _save_epoch(run: Run, epoch: int, best_model, wall: float) -> dict:
+    """Checkpoints (latest, every save_interval, best weights) and metrics.json."""
+    g, out_dir, arch = run.cfg["Global"], run.session.out_dir, run.cfg["Arch"]["name"]
+    meta = {"arch": arch, "epoch": epoch, "global_step": epoch * len(run.train_loader), "best": run.best,
+            "history": run.history, "wall_time_s": wall}
+    state = dict(model=run.model, optimizer=run.optimizer, scaler=run.amp.scaler if run.amp else None,
+                 hooks=run.hooks, meta=meta)
+    save_checkpoint(os.path.join(out_dir, "latest"), **state)
+    if epoch % g["save_interval"] == 0:
+        save_checkpoint(os.path.join(out_dir, f"epoch_{epoch}"), **state)
+    if best_model is not None:
+        save_checkpoint(os.path.join(out_dir, "best_model"), best_model, weights_only=True)
+    summary = _metrics(arch, run.history, run.best, wall, out_dir)
+    write_json(os.path.join(out_dir, "metrics.json"), summary)
     return summary
 
 
@@ -250,13 +333,14 @@ def evaluate_config(cfg: dict) -> dict:
         raise ValueError("nothing to evaluate: set -o Global.pretrained_model=PATH (a .pdparams file or prefix)")
     with _session(cfg, None) as run:
         arch, num_classes = cfg["Arch"]["name"], cfg["Arch"]["class_num"]
-        model = build_model(cfg["Arch"])
+        model = build_from_arch(cfg["Arch"], for_inference=True)
         if g["pretrained_model"]:
             load_weights(model, g["pretrained_model"])
         else:
             load_checkpoint(g["checkpoints"], model, arch=arch, weights_only=True)
         loader = build_dataloader(cfg["DataLoader"]["Eval"], False, num_classes, run.world, run.rank)
         start = time.perf_counter()
-        result = evaluate(model, loader, build_loss(cfg["Loss"].get("Eval") or cfg["Loss"]["Train"]), _topk(cfg, "Eval"))
+        result = evaluate(model, loader, build_loss(cfg["Loss"].get("Eval") or cfg["Loss"]["Train"]),
+                          _topk(cfg, "Eval"))
     result.update({"arch": arch, "weights": weights, "seconds": time.perf_counter() - start})
     return result

@@ -85,7 +85,20 @@ _VARIANTS = {
     "mobilenet_v2_x0_35": (0.35, 1.66, 59, 60.3, ()),
 }
 
+# PaddleClas's layout (always an expansion conv, unrounded widths): ``<name>.paddleclas``,
+# which PaddleClas's arch names build. name: params (M), MAdds (M) counted by
+# ppzoo.analysis at 224x224, PaddleClas's published top-1 (%) where we have it
+_PADDLECLAS = {
+    "mobilenet_v2_x1_0": (3.51, 313.6, 72.15),
+    "mobilenet_v2_x0_75": (2.63, 186.7, None),
+    "mobilenet_v2_x0_5": (1.97, 92.3, None),
+}
+
 for _name, (_width, _params, _madds, _top1, _pc) in _VARIANTS.items():
     register_model(partial(MobileNetV2, width=_width), name=_name, family="mobilenet_v2", paper="1801.04381",
-                   params=_params, madds=_madds, top1=_top1, paddleclas_names=_pc,
-                   paddleclas_kwargs={"layout": "paddleclas"})
+                   params=_params, madds=_madds, top1=_top1)
+    if _pc:
+        _pc_params, _pc_madds, _pc_top1 = _PADDLECLAS[_name]
+        register_model(partial(MobileNetV2, width=_width, layout="paddleclas"), name=f"{_name}.paddleclas",
+                       family="mobilenet_v2", paper="1801.04381", params=_pc_params, madds=_pc_madds, top1=_pc_top1,
+                       paddleclas_names=_pc, notes="PaddleClas's layout; params and MAdds counted, not published")

@@ -1,0 +1,205 @@
+"""Running an exported model with Paddle Inference: ``Predictor(model_dir)``.
+
+    from ppzoo.inference import Predictor
+    predictor = Predictor("inference/")                  # CPU, oneDNN, all cores
+    predictor.predict(["cat.jpg", "dog.jpg"])            # top-k classes with names and scores
+    predictor.benchmark(batch_size=1)                    # latency p50/p90 and throughput
+"""
+import os
+from typing import List, Optional, Sequence, Union
+
+import numpy as np
+import paddle
+import paddle.inference as paddle_infer
+from PIL import Image
+
+from ..utils.timing import time_fn
+from ..data import BadImageError, build_transforms
+from ..data.datasets import IMAGE_EXTENSIONS
+from .export import ExportError, read_metadata
+
+__all__ = ["Predictor", "collect_images", "accuracy"]
+
+
+def _read_image(item) -> bytes:
+    if isinstance(item, (bytes, bytearray)):
+        return item
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            with open(item, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise BadImageError(f"cannot read image: {e.strerror}") from None
+    if isinstance(item, (Image.Image, np.ndarray)):
+        return item  # DecodeImage accepts them
+    raise BadImageError(f"expected a path, bytes, a PIL image or an HWC uint8 array, got {type(item).__name__}")
+
+
+class Predictor:
+    """An exported model folder behind ``paddle.inference``.
+
+    Args:
+        model_dir (str): folder written by ``tools/export.py`` / ``ppzoo.export.export_model``.
+        device (str): "cpu" or "gpu" (needs ``paddlepaddle-gpu``). Default: "cpu".
+        threads (int, optional): CPU math threads. Default: one per core.
+        onednn (bool): oneDNN (MKL-DNN) kernels on CPU. Default: True.
+        tensorrt (bool): TensorRT subgraphs on GPU (a Paddle build with TensorRT). Default: False.
+        gpu_id (int): which GPU. Default: 0.
+    """
+
+    def __init__(self, model_dir: str, device: str = "cpu", threads: Optional[int] = None, onednn: bool = True,
+                 tensorrt: bool = False, gpu_id: int = 0):
+        self.meta = read_metadata(model_dir)
+        config = paddle_infer.Config(os.path.join(model_dir, "inference.json"),
+                                     os.path.join(model_dir, "inference.pdiparams"))
+        if device not in ("cpu", "gpu"):
+            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+        if device == "gpu":
+            if not paddle.device.is_compiled_with_cuda():
+                raise ValueError("device gpu needs a CUDA build of Paddle: pip install 'ppzoo[gpu]'")
+            config.enable_use_gpu(256, gpu_id)
+            if tensorrt:
+                max_batch = self.meta["input"]["shape"][0] or 32
+                config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=max_batch, min_subgraph_size=3,
+                                              precision_mode=paddle_infer.PrecisionType.Float32, use_static=False,
+                                              use_calib_mode=False)
+        else:
+            if tensorrt:
+                raise ValueError("TensorRT runs on GPU only: add --device gpu")
+            config.disable_gpu()
+            config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
+            if onednn:
+                config.enable_onednn()
+            else:
+                config.disable_onednn()
+        config.disable_glog_info()
+        try:
+            self.predictor = paddle_infer.create_predictor(config)
+        except (RuntimeError, ValueError, OSError) as e:  # a corrupt program or weights file
+            raise ExportError(f"paddle.inference cannot load {model_dir}: {str(e).strip().splitlines()[0]} "
+                              "(export it again)") from None
+        self.settings = {"device": device, "threads": threads or os.cpu_count(), "onednn": onednn and device == "cpu",
+                         "tensorrt": tensorrt}
+        self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+        self.transform = build_transforms(self.meta["PreProcess"]["transform_ops"])
+        self.class_names = self.meta.get("class_names")
+
+    @property
+    def input_shape(self) -> List[Optional[int]]:
+        """[batch or None, C, H, W] of the exported program."""
+        return list(self.meta["input"]["shape"])
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Raw outputs for a preprocessed NCHW float32 batch."""
+        batch = np.ascontiguousarray(batch, dtype="float32")
+        fixed, *chw = self.input_shape
+        if batch.ndim != 4 or list(batch.shape[1:]) != chw:
+            raise ValueError(f"the model takes input [N, {', '.join(map(str, chw))}], got {list(batch.shape)}")
+        if fixed is not None and batch.shape[0] > fixed:
+            raise ValueError(f"this model was exported with a fixed batch of {fixed}; got {batch.shape[0]} images "
+                             "(split them, or export again without --batch-size for a dynamic batch)")
+        if fixed is not None and batch.shape[0] < fixed:  # pad a short last batch
+            pad = np.zeros([fixed - batch.shape[0], *chw], dtype="float32")
+            return self.run(np.concatenate([batch, pad]))[:batch.shape[0]]
+        self._input.reshape(list(batch.shape))
+        self._input.copy_from_cpu(batch)
+        self.predictor.run()
+        return self._output.copy_to_cpu()
+
+    def preprocess(self, images: Sequence) -> np.ndarray:
+        """Images (paths, bytes, PIL images or HWC uint8 arrays) -> NCHW float32 batch."""
+        arrays = []
+        for item in images:
+            try:
+                out = self.transform(_read_image(item))
+            except BadImageError as e:
+                name = os.fspath(item) if isinstance(item, (str, os.PathLike)) else "image"
+                raise BadImageError(f"{name}: {e}") from None
+            out = np.asarray(out, dtype="float32")
+            arrays.append(out if self.transform.chw else out.transpose(2, 0, 1))
+        return np.stack(arrays)
+
+    def predict(self, images: Union[Sequence, str], topk: Optional[int] = None, batch_size: int = 8) -> List[List[dict]]:
+        """Top-k ``{"class_id", "label", "score"}`` per image (scores are softmax
+        probabilities unless the model already ends in a softmax)."""
+        if isinstance(images, (str, bytes, os.PathLike)):
+            images = [images]
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        topk = topk or self.meta["PostProcess"].get("topk", 5)
+        fixed = self.input_shape[0]
+        batch_size = min(batch_size, fixed) if fixed else batch_size
+        results = []
+        for start in range(0, len(images), batch_size):
+            logits = self.run(self.preprocess(images[start:start + batch_size]))
+            probs = logits if self.meta["output"].get("softmax") else _softmax(logits)
+            for row in probs:
+                order = np.argsort(-row)[:topk]
+                results.append([{"class_id": int(i), "label": self._label(int(i)), "score": float(row[i])}
+                                for i in order])
+        return results
+
+    def _label(self, class_id: int) -> str:
+        names = self.class_names
+        return names[class_id] if names and class_id < len(names) else str(class_id)
+
+    def benchmark(self, batch_size: int = 1, warmup: int = 10, repeat: int = 50) -> dict:
+        """Latency of ``run`` on a random batch: warm-up, then p50/p90 over ``repeat`` runs."""
+        fixed, *chw = self.input_shape
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if fixed is not None and batch_size != fixed:
+            raise ValueError(f"this model was exported with a fixed batch of {fixed}; benchmark batch {batch_size} "
+                             f"is not possible")
+        batch = np.random.default_rng(0).standard_normal([batch_size, *chw]).astype("float32")
+        timing = time_fn(lambda: self.run(batch), repeat=repeat, warmup=warmup)
+        ms = timing.as_dict()
+        return {"batch_size": batch_size, "warmup": warmup, "runs": repeat, **self.settings, "p50_ms": ms["p50"],
+                "p90_ms": ms["p90"], "mean_ms": ms["mean"], "images_per_s": batch_size / timing.median}
+
+
+def collect_images(source: str, image_root: Optional[str] = None):
+    """An image, a folder (searched recursively, sorted) or a label list (``path label``
+    per line, paths relative to ``image_root`` or the list's folder) -> (paths, labels or None)."""
+    if os.path.isdir(source):
+        paths = sorted(os.path.join(d, f) for d, _, files in os.walk(source) for f in files
+                       if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not paths:
+            raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {source}")
+        return paths, None
+    if not os.path.isfile(source):
+        raise ValueError(f"input not found: {source}")
+    if source.lower().endswith(IMAGE_EXTENSIONS):
+        return [source], None
+    if not source.lower().endswith((".txt", ".list", ".lst")):
+        raise ValueError(f"{source}: expected an image ({', '.join(IMAGE_EXTENSIONS)}), a folder, or a label list "
+                         "(.txt with 'path label' lines)")
+    root = image_root or os.path.dirname(source)
+    paths, labels = [], []
+    with open(source, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if line.strip():
+                *path, label = line.split()
+                if not path or not label.lstrip("-").isdigit():
+                    raise ValueError(f"{source}:{number}: expected 'relative/path.jpg label', got {line.strip()!r}")
+                paths.append(os.path.join(root, " ".join(path)))
+                labels.append(int(label))
+    if not paths:
+        raise ValueError(f"{source} lists no images")
+    return paths, labels
+
+
+def accuracy(predictions: List[List[dict]], labels: Sequence[int]) -> dict:
+    """Top-1 and top-k (k = entries per prediction) accuracy in percent."""
+    k = len(predictions[0])
+    n = len(labels)
+    top1 = sum(p[0]["class_id"] == y for p, y in zip(predictions, labels))
+    topk = sum(y in [t["class_id"] for t in p] for p, y in zip(predictions, labels))
+    return {"images": n, "top1": 100.0 * top1 / n, f"top{k}": 100.0 * topk / n}
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
