@@ -34,8 +34,12 @@ __all__ = ["train", "build_run", "fit", "Run", "evaluate_config", "output_dir_of
 
 
 def output_dir_of(cfg: dict) -> str:
-    """``Global.output_dir/<Arch.name>``, as PaddleClas lays it out."""
-    return os.path.join(cfg["Global"]["output_dir"], cfg["Arch"]["name"])
+    """``Global.output_dir/<Arch.name>``, as PaddleClas lays it out (for an ``.arch.json``
+    path: its file name without the suffix)."""
+    name = cfg["Arch"]["name"]
+    if os.sep in name or name.endswith(".json"):
+        name = os.path.basename(name).replace(".arch.json", "").replace(".json", "")
+    return os.path.join(cfg["Global"]["output_dir"], name)
 
 
 @dataclass
