@@ -48,6 +48,11 @@ class LayerStats:
     mac: int
     activations: int
     paddle_flops: int = 0  # what paddle.flops charges this operator (Paddle's per-layer rules)
+    held: int = 0  # elements of the tensors it holds (weights, BN statistics): the part of MAC a batch does not scale
+
+    def mac_at(self, batch_size: int) -> int:
+        """MAC for a batch: activations scale with it, held tensors are read once."""
+        return batch_size * (self.mac - self.held) + self.held
 
     @property
     def intensity(self) -> float:
@@ -222,7 +227,8 @@ def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224), dt
                                       list(outs[0].shape) if outs else [], own, weights,
                                       int(_layer_madds(layer, outs[0])) if outs else 0, int(moved),
                                       0 if kind == "no-op" else sum(_numel(t.shape) for t in outs),
-                                      _paddle_rule_flops(layer, inputs, output)))
+                                      _paddle_rule_flops(layer, inputs, output),
+                                      0 if kind == "no-op" else sum(_numel(p.shape) for p in held)))
         return hook
 
     for name, layer in model.named_sublayers(include_self=True):
