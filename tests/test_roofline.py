@@ -97,3 +97,46 @@ def test_the_tool_flags_and_plot(tmp_path):
 def test_profile_needs_operators():
     with pytest.raises(RuntimeError, match="recorded no operator"):
         rf.profile_predictor(lambda: np.zeros(1), steps=2, warmup=0)
+
+
+def test_cost_table_multiply_and_the_warning_for_a_layer_without_a_rule():
+    import warnings
+
+    import paddle
+
+    from ppzoo.analysis import cost_rule, register_cost
+
+    class Gate(nn.Layer):  # an SE-like container: x * sigmoid-gate, element-wise
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2D(4, 4, 1)
+
+        def forward(self, x):
+            return x * nn.functional.sigmoid(self.conv(x))
+
+    (conv, mul) = profile_model(Gate(), [4, 3, 3]).layers
+    assert mul.kind == "multiply" and mul.madds == 0 and mul.mac == 3 * 36 and mul.activations == 36
+
+    class Binary(nn.Layer):  # a leaf with parameters and no rule
+        def __init__(self):
+            super().__init__()
+            self.weight = self.create_parameter([4, 4])
+
+        def forward(self, x):
+            return paddle.matmul(x, self.weight)
+
+    with pytest.warns(UserWarning, match=r"no cost rule for Binary \(first at 'Binary'\).*register_cost"):
+        (rec,) = profile_model(Binary(), [3, 4]).layers
+    assert rec.madds == 0
+    register_cost(Binary, lambda layer, ins, outs: (ins[0].shape[1] * 16, 7))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            (rec,) = profile_model(Binary(), [3, 4]).layers
+        assert rec.madds == 48 and rec.mac == 7 and cost_rule(type("Sub", (Binary,), {})) is not None
+    finally:
+        from ppzoo.analysis import profile as p
+
+        del p._COST_RULES[Binary]
+    with pytest.raises(ValueError, match="layer_type must be an nn.Layer subclass"):
+        register_cost(int, lambda *a: 0)
