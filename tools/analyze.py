@@ -5,6 +5,7 @@ measured latency of zoo models, per model or per layer.
     python tools/analyze.py mobilenet_v1_x1_0 --by-type                # MobileNetV1's Table 2
     python tools/analyze.py shufflenet_v1_g3_x1_0 --per-layer --format csv
     python tools/analyze.py 'mobilenet*' 'shufflenet_v1_g3*' --latency --plot tradeoff.png
+    python tools/analyze.py alexnet alexnet_single --roofline --profile --batch-size 8
 """
 import argparse
 import os
@@ -22,14 +23,19 @@ def main():
     parser.add_argument("--per-layer", action="store_true", help="also one row per operator")
     parser.add_argument("--by-type", action="store_true", help="also totals and shares per operator kind")
     parser.add_argument("--latency", action="store_true", help="measure dygraph and exported-predictor latency")
-    parser.add_argument("--batch-size", type=int, default=1, help="batch for --latency")
+    parser.add_argument("--roofline", action="store_true", help="measure this machine's GEMM peak and memory bandwidth "
+                        "in the predictor; per model: achieved GFLOP/s, share of peak, roofline bound, latency / bound")
+    parser.add_argument("--profile", action="store_true", help="the exported predictor's time per operator type "
+                        "(paddle.profiler), grouped next to the MAdds and MAC shares (implies the roofline figures)")
+    parser.add_argument("--batch-size", type=int, default=1, help="batch for --latency, --roofline and --profile")
     parser.add_argument("--threads", type=int, help="CPU threads for --latency (default: one per core)")
     parser.add_argument("--repeat", type=int, default=20, help="timed runs for --latency")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up runs for --latency")
     parser.add_argument("--dtype", default="float32", help="element type for MAC in bytes (float32, float16, int8)")
     parser.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"])
     parser.add_argument("--plot", metavar="PNG", help="one model: per-layer MAC/MAdds bars; several: top-1 vs "
-                        "MAdds (and vs latency with --latency)")
+                        "MAdds (and vs latency with --latency); with --profile: time / MAdds / MAC share per "
+                        "operator group and model")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args()
 
@@ -37,12 +43,16 @@ def main():
 
     names = resolve_models(args.models)
     results = analyze(names, args.input_size, latency=args.latency, batch_size=args.batch_size, threads=args.threads,
-                      warmup=args.warmup, repeat=args.repeat, small_input=args.small_input, dtype=args.dtype)
+                      warmup=args.warmup, repeat=args.repeat, small_input=args.small_input, dtype=args.dtype,
+                      roofline=args.roofline, profile=args.profile)
     sys.stdout.write(format_report(results, args.format, per_layer=args.per_layer, by_kind=args.by_type))
     if args.plot:
-        from ppzoo.analysis.plot import plot_layers, plot_tradeoffs
+        from ppzoo.analysis.plot import plot_layers, plot_profile, plot_tradeoffs
 
-        path = plot_layers(results[0], args.plot) if len(results) == 1 else plot_tradeoffs(results, args.plot)
+        if args.profile:
+            path = plot_profile(results, args.plot)
+        else:
+            path = plot_layers(results[0], args.plot) if len(results) == 1 else plot_tradeoffs(results, args.plot)
         print(f"plot written to {path}", file=sys.stderr)
     return 0
 

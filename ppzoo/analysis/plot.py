@@ -1,7 +1,9 @@
 """Plots of :func:`ppzoo.analysis.report.analyze` results (matplotlib: extra ``plot``)."""
 from typing import List
 
-__all__ = ["plot_tradeoffs", "plot_layers"]
+import numpy as np
+
+__all__ = ["plot_tradeoffs", "plot_layers", "plot_profile"]
 
 
 def _pyplot():
@@ -75,6 +77,34 @@ def plot_layers(result: dict, path: str) -> str:
     axes[1].set_xlabel("operator (execution order)")
     axes[0].set_title(f"{result['model']} at {'x'.join(map(str, result['input_size'][1:]))}: "
                       f"{result['madds'] / 1e6:.1f} M MAdds, {result['mac'] / 1e6:.1f} M MAC")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_profile(results: List[dict], path: str) -> str:
+    """One panel per model (``analyze(..., profile=True)``): the exported predictor's share
+    of time per operator group next to the group's share of MAdds and of MAC."""
+    plt = _pyplot()
+    rows = [r for r in results if "groups" in r.get("deployed", {})]
+    if not rows:
+        raise ValueError("the profile plot needs --profile results")
+    fig, axes = plt.subplots(len(rows), 1, figsize=(10, 3.2 * len(rows)), squeeze=False)
+    for ax, r in zip(axes[:, 0], rows):
+        groups = r["deployed"]["groups"]
+        x = np.arange(len(groups))
+        for i, (key, label) in enumerate((("time_share", "predictor time"), ("madds_share", "MAdds"),
+                                          ("mac_share", "MAC"))):
+            ax.bar(x + (i - 1) * 0.27, [100 * g[key] for g in groups], width=0.27, label=label)
+        ax.set_xticks(x)
+        ax.set_xticklabels([g["group"] for g in groups], fontsize=8)
+        ax.set_ylabel("% of model")
+        lat = r["deployed"]["latency_ms"]["float32"]
+        ax.set_title(f"{r['model']}: batch {r['deployed']['roofline']['batch_size']}, {lat:.1f} ms, "
+                     f"{100 * r['deployed']['roofline']['peak_share']:.0f} % of fp32 GEMM peak", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -15,12 +15,18 @@ Conventions (the ones of ``../shared/reference/targets.md`` and of the papers' t
   ``mac_bytes`` multiplies by the dtype's size (4 for float32).
 * **activations**: elements each operator writes.
 
-Element-wise additions and concatenations written as ``x + y`` / ``paddle.concat`` inside
-a layer's ``forward`` are recorded too, as ``<layer>.add`` / ``<layer>.concat``.
+Element-wise additions, multiplications and concatenations written as ``x + y``, ``x * y``
+/ ``paddle.concat`` inside a container's ``forward`` are recorded too, as ``<layer>.add``,
+``<layer>.multiply`` (counted like add: MAC 3N, no MAdds) and ``<layer>.concat``.
+
+Per-type cost rules live in one table: :func:`register_cost` declares a layer type's
+MAdds (and optionally MAC). A leaf layer that holds parameters and has no rule is counted
+as 0 MAdds with a warning naming it, never silently.
 """
 import contextlib
+import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import paddle
@@ -29,7 +35,7 @@ import paddle.nn as nn
 from ..utils.params import count_params
 
 __all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model", "paddle_flops",
-           "summarize_by_kind", "DTYPE_BYTES"]
+           "summarize_by_kind", "register_cost", "cost_rule", "DTYPE_BYTES"]
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
 _NO_OPS = (nn.Identity, nn.Dropout, nn.Flatten)
@@ -50,6 +56,11 @@ class LayerStats:
     mac: int
     activations: int
     paddle_flops: int = 0  # what paddle.flops charges this operator (Paddle's per-layer rules)
+    held: int = 0  # elements of the tensors it holds (weights, BN statistics): the part of MAC a batch does not scale
+
+    def mac_at(self, batch_size: int) -> int:
+        """MAC for a batch: activations scale with it, held tensors are read once."""
+        return batch_size * (self.mac - self.held) + self.held
 
     @property
     def intensity(self) -> float:
@@ -115,13 +126,47 @@ def _kind(layer: nn.Layer) -> str:
     return type(layer).__name__.lower()  # channelshuffle, localresponsenorm, ...
 
 
-def _layer_madds(layer: nn.Layer, output) -> int:
-    if isinstance(layer, nn.Conv2D):
-        _, c_out, h, w = output.shape
-        return c_out * h * w * _numel(layer.weight.shape[1:])  # weight is [Cout, Cin/groups, kh, kw]
-    if isinstance(layer, nn.Linear):
-        return _numel(output.shape[:-1]) * layer.weight.shape[0] * layer.weight.shape[1]
+CostFn = Callable[[nn.Layer, List[paddle.Tensor], List[paddle.Tensor]], Union[int, Tuple[int, Optional[int]]]]
+_COST_RULES: Dict[type, CostFn] = {}
+
+
+def register_cost(layer_type: type, fn: CostFn) -> None:
+    """Declare how a layer type costs: ``fn(layer, inputs, outputs)`` returns its MAdds
+    for one image, or ``(madds, mac)`` to replace the default MAC (elements of inputs +
+    outputs + the tensors the layer holds). Subclasses inherit a rule (looked up along the
+    MRO); registering a type again replaces its rule. Binary, decomposed and quantized
+    layers register theirs where they are defined."""
+    if not (isinstance(layer_type, type) and issubclass(layer_type, nn.Layer)):
+        raise ValueError(f"register_cost: layer_type must be an nn.Layer subclass, got {layer_type!r}")
+    if not callable(fn):
+        raise ValueError(f"register_cost: fn must be callable (layer, inputs, outputs) -> madds, got {fn!r}")
+    _COST_RULES[layer_type] = fn
+
+
+def cost_rule(layer_type: type) -> Optional[CostFn]:
+    """The rule that applies to ``layer_type`` (its own or its nearest base's), or None."""
+    return next((_COST_RULES[t] for t in layer_type.__mro__ if t in _COST_RULES), None)
+
+
+def _conv_madds(layer, inputs, outputs) -> int:
+    _, c_out, h, w = outputs[0].shape
+    return c_out * h * w * _numel(layer.weight.shape[1:])  # weight is [Cout, Cin/groups, kh, kw]
+
+
+def _linear_madds(layer, inputs, outputs) -> int:
+    return _numel(outputs[0].shape[:-1]) * layer.weight.shape[0] * layer.weight.shape[1]
+
+
+def _free(layer, inputs, outputs) -> int:
     return 0
+
+
+register_cost(nn.Conv2D, _conv_madds)
+register_cost(nn.Linear, _linear_madds)
+for _type in (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
+              nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardswish, nn.Hardsigmoid, nn.Softmax, nn.GELU, nn.MaxPool2D,
+              nn.AvgPool2D, nn.AdaptiveAvgPool2D, nn.AdaptiveMaxPool2D, *_NO_OPS):
+    register_cost(_type, _free)  # the convention: only convolutions and FC layers do multiply-adds
 
 
 def _tensors(value) -> list:
@@ -133,30 +178,37 @@ def _tensors(value) -> list:
 
 
 @contextlib.contextmanager
-def _trace_functional_ops(stack: List[str], records: List[LayerStats]):
-    """Record ``Tensor + Tensor`` and ``paddle.concat`` calls, named after the layer running."""
-    add, concat = paddle.Tensor.__add__, paddle.concat
+def _trace_functional_ops(stack: List[str], records: List[LayerStats], leaves=frozenset()):
+    """Record ``Tensor + Tensor``, ``Tensor * Tensor`` and ``paddle.concat`` calls, named
+    after the layer running; inside a leaf layer's own forward they are part of that layer's
+    cost and not recorded apart."""
+    add, mul, concat = paddle.Tensor.__add__, paddle.Tensor.__mul__, paddle.concat
 
-    def traced_add(self, other):
-        out = add(self, other)
-        if isinstance(other, paddle.Tensor) and _numel(other.shape) == _numel(self.shape) > 1:
-            n = _numel(out.shape)
-            records.append(LayerStats(f"{stack[-1]}.add", "Add", "add", list(self.shape), list(out.shape), 0, 0,
-                                      0, 3 * n, n))
-        return out
+    def elementwise(op, kind):
+        def traced(self, other):
+            out = op(self, other)
+            if (stack[-1] not in leaves and isinstance(other, paddle.Tensor)
+                    and _numel(other.shape) == _numel(self.shape) > 1):
+                n = _numel(out.shape)
+                records.append(LayerStats(f"{stack[-1]}.{kind}", kind.capitalize(), kind, list(self.shape),
+                                          list(out.shape), 0, 0, 0, 3 * n, n))
+            return out
+        return traced
 
     def traced_concat(x, axis=0, name=None):
         out = concat(x, axis=axis, name=name)
-        n = _numel(out.shape)
-        records.append(LayerStats(f"{stack[-1]}.concat", "Concat", "concat", list(x[0].shape), list(out.shape), 0,
-                                  0, 0, 2 * n, n))
+        if stack[-1] not in leaves:
+            n = _numel(out.shape)
+            records.append(LayerStats(f"{stack[-1]}.concat", "Concat", "concat", list(x[0].shape), list(out.shape),
+                                      0, 0, 0, 2 * n, n))
         return out
 
-    paddle.Tensor.__add__, paddle.concat = traced_add, traced_concat
+    paddle.Tensor.__add__, paddle.Tensor.__mul__ = elementwise(add, "add"), elementwise(mul, "multiply")
+    paddle.concat = traced_concat
     try:
         yield
     finally:
-        paddle.Tensor.__add__, paddle.concat = add, concat
+        paddle.Tensor.__add__, paddle.Tensor.__mul__, paddle.concat = add, mul, concat
 
 
 def _forward_once(model: nn.Layer, input_size: Sequence[int], hooks: list) -> None:
@@ -196,7 +248,7 @@ def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224), dt
     every operator that ran (leaf layers and traced element-wise ops)."""
     records: List[LayerStats] = []
     stack = [type(model).__name__]
-    hooks = []
+    hooks, leaves, unknown = [], set(), {}
 
     def enter(name):
         def hook(layer, inputs):
@@ -215,20 +267,33 @@ def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224), dt
             moved = 0 if kind == "no-op" else (sum(_numel(t.shape) for t in ins + outs)
                                                + sum(_numel(p.shape) for p in held))
             weights = _numel(layer.weight.shape) if isinstance(layer, (nn.Conv2D, nn.Linear)) else 0
+            rule, madds = cost_rule(type(layer)), 0
+            if rule is not None and outs:
+                cost = rule(layer, ins, outs)
+                madds, mac = cost if isinstance(cost, tuple) else (cost, None)
+                moved = moved if mac is None else mac
+            elif rule is None and held and type(layer) not in unknown:
+                unknown[type(layer)] = name
             records.append(LayerStats(name, type(layer).__name__, kind, list(ins[0].shape) if ins else [],
-                                      list(outs[0].shape) if outs else [], own, weights,
-                                      int(_layer_madds(layer, outs[0])) if outs else 0, int(moved),
+                                      list(outs[0].shape) if outs else [], own, weights, int(madds), int(moved),
                                       0 if kind == "no-op" else sum(_numel(t.shape) for t in outs),
-                                      _paddle_rule_flops(layer, inputs, output)))
+                                      _paddle_rule_flops(layer, inputs, output),
+                                      0 if kind == "no-op" else sum(_numel(p.shape) for p in held)))
         return hook
 
     for name, layer in model.named_sublayers(include_self=True):
         leaf = not layer.sublayers()
         name = name or type(layer).__name__  # the model itself (a single-layer model is its own leaf)
+        if leaf:
+            leaves.add(name)
         hooks.append(layer.register_forward_pre_hook(enter(name)))
         hooks.append(layer.register_forward_post_hook(leave(name, leaf)))
-    with _trace_functional_ops(stack, records):
+    with _trace_functional_ops(stack, records, leaves):
         _forward_once(model, input_size, hooks)
+    for layer_type, name in unknown.items():
+        warnings.warn(f"no cost rule for {layer_type.__name__} (first at '{name}'), a layer with parameters: its "
+                      "MAdds are counted as 0; declare them with ppzoo.analysis.register_cost"
+                      f"({layer_type.__name__}, fn)", stacklevel=2)
     return ModelStats(tuple(input_size), count_params(model), sum(r.madds for r in records),
                       sum(r.mac for r in records), sum(r.activations for r in records), dtype, records)
 

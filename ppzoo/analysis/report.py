@@ -36,12 +36,17 @@ def resolve_models(patterns: Sequence[str]) -> List[str]:
 
 def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: bool = False, batch_size: int = 1,
             threads: Optional[int] = None, warmup: int = 5, repeat: int = 20, small_input: bool = False,
-            dtype: str = "float32") -> List[dict]:
+            dtype: str = "float32", roofline: bool = False, profile: bool = False) -> List[dict]:
     """Profile every model (and time it with ``latency``); one dict per model with the
-    totals, the per-kind summary and the per-layer list."""
+    totals, the per-kind summary and the per-layer list. ``roofline`` and ``profile`` add
+    ``"deployed"`` (see :func:`ppzoo.analysis.roofline.deployed_figures`: measured peak and
+    bandwidth, predictor latency timed round-robin over all models, roofline bound and, with
+    ``profile``, the predictor's per-operator time) at ``batch_size``."""
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
-    results = []
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    results, built = [], {}
     for name in names:
         info = model_info(name)
         shape = list(info.input_size) if input_size is None else [info.input_size[0], input_size, input_size]
@@ -55,7 +60,16 @@ def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: boo
                "by_kind": summarize_by_kind(stats)}
         if latency:
             row["latency"] = measure_latency(model, shape, batch_size, threads, warmup, repeat)
+        if roofline or profile:
+            built[name] = (model, shape, stats)
         results.append(row)
+    if built:
+        from .roofline import deployed_figures
+
+        figures = deployed_figures(built, batch_size, threads, repeat=repeat, warmup=warmup, profile=profile)
+        for row in results:
+            row["deployed"] = dict(figures["models"][row["model"]], limits=figures["limits"],
+                                   protocol=figures["protocol"], threads=figures["threads"], runs=figures["runs"])
     return results
 
 
@@ -109,6 +123,34 @@ def _render(rows: List[List[tuple]], fmt: str) -> str:
     return "\n".join([fmt_row(header), fmt_row(["-" * w for w in widths])] + [fmt_row(b) for b in body]) + "\n"
 
 
+def _roofline_columns(r: dict) -> List[tuple]:
+    d = r["deployed"]
+    roof, lat = d["roofline"], d["latency_ms"]
+    cols = [("model", r["model"]), ("batch", str(roof["batch_size"])), ("MAdds (M)", f"{r['madds'] / 1e6:.0f}"),
+            ("fp32 ms", f"{lat['float32']:.2f}"), ("achieved GFLOP/s", f"{roof['achieved_gflops']:.0f}"),
+            ("share of fp32 GEMM", f"{100 * roof['peak_share']:.0f} %"), ("bound ms", f"{roof['bound_ms']:.2f}"),
+            ("latency / bound", f"{roof['latency_over_bound']:.1f}"),
+            ("compute/memory-bound layers", f"{roof['compute_bound_layers']}/{roof['memory_bound_layers']}")]
+    if "bfloat16" in lat:
+        cols += [("bf16 ms", f"{lat['bfloat16']:.2f}"), ("share of bf16 GEMM", f"{100 * d['bf16_peak_share']:.0f} %")]
+    return cols
+
+
+def _group_columns(g: dict) -> List[tuple]:
+    return [("group", g["group"]), ("predictor ops per run", ", ".join(g["ops"]) or "—"), ("ms", f"{g['ms']:.2f}"),
+            ("time %", f"{100 * g['time_share']:.1f}"), ("MAdds %", f"{100 * g['madds_share']:.1f}"),
+            ("MAC %", f"{100 * g['mac_share']:.1f}")]
+
+
+def _deployed_header(d: dict) -> str:
+    lim = d["limits"]
+    peaks = ", ".join(f"{p} {v / 1e9:.0f} GFLOP/s" for p, v in lim["peak_flops"].items())
+    return (f"protocol: {d['protocol']}\nmeasured: GEMM peak {peaks}; bandwidth "
+            f"{', '.join(f'{v / 1e9:.1f}' for v in lim['bandwidth'].values())} GB/s at "
+            f"{'/'.join(str(int(k) // 2 ** 20) for k in lim['bandwidth'])} MiB moved; "
+            f"{d['threads']} threads; latency = median of {d['runs']} round-robin runs\n")
+
+
 def format_report(results: List[dict], fmt: str = "table", per_layer: bool = False, by_kind: bool = False) -> str:
     """Render :func:`analyze`'s results. JSON always carries the per-layer lists."""
     if fmt not in ("table", "csv", "json", "markdown"):
@@ -124,6 +166,18 @@ def format_report(results: List[dict], fmt: str = "table", per_layer: bool = Fal
                          f"rounds, p50/p90 of {lat['runs']} interleaved runs; predictor = paddle.inference with "
                          f"oneDNN {'on' if lat['onednn'] else 'off'}\n")
     parts.append(_render([_model_columns(r) for r in results], fmt))
+    deployed = [r for r in results if "deployed" in r]
+    if deployed:
+        parts.append(("" if fmt == "csv" else "\nroofline (exported predictor)\n" + _deployed_header(deployed[0]["deployed"])) +
+                     _render([_roofline_columns(r) for r in deployed], fmt))
+    for r in deployed:
+        if "profile" in r["deployed"]:
+            prof = r["deployed"]["profile"]
+            parts.append(("" if fmt == "csv" else
+                          f"\n{r['model']}: predictor time per operator group (batch {r['deployed']['roofline']['batch_size']}; "
+                          f"profiled run {prof['profiled_ms']:.2f} ms, operators {prof['ops_ms']:.2f} ms, unprofiled "
+                          f"{r['deployed']['latency_ms']['float32']:.2f} ms)\n") +
+                         _render([_group_columns(g) for g in r["deployed"]["groups"]], fmt))
     for r in results:
         if by_kind:
             parts.append(("" if fmt == "csv" else f"\n{r['model']} by operator kind\n") +

@@ -14,8 +14,12 @@ def channel_shuffle(x: paddle.Tensor, groups: int) -> paddle.Tensor:
     sees channels from every group of the previous one.
 
     The result equals reshape (N, g, C/g, H, W) -> transpose(0, 2, 1, 3, 4) -> reshape
-    (N, C, H, W), but runs as Paddle's single ``channel_shuffle`` kernel
-    (``benchmarks/ops.py`` measures the difference).
+    (N, C, H, W). In dygraph it runs as Paddle's single ``channel_shuffle`` kernel, 5-6x
+    faster than the three ops (``benchmarks/ops.py``). When traced for export it is
+    written as the three ops instead: the exported predictor runs them as oneDNN kernels
+    on oneDNN's blocked layout, while the fused op has no oneDNN kernel and costs a layout
+    conversion before and after it (ShuffleNetV1 1x g=3 ran 15 % faster in the predictor,
+    ``docs/analysis.md``, "Slow paths"); paddle2onnx also has no converter for the fused op.
 
     Args:
         x (Tensor): NCHW input.
@@ -30,7 +34,7 @@ def channel_shuffle(x: paddle.Tensor, groups: int) -> paddle.Tensor:
             f"groups must divide the channel count (valid: {divisors(channels)})")
     if groups == 1:
         return x
-    if tracing_for_onnx():  # paddle2onnx has no converter for the fused op
+    if tracing_for_onnx() or not paddle.in_dynamic_mode():  # exported: oneDNN kernels, ONNX-convertible
         n, c, h, w = x.shape
         x = paddle.reshape(x, [-1, groups, c // groups, h, w])
         return paddle.reshape(paddle.transpose(x, [0, 2, 1, 3, 4]), [-1, c, h, w])
