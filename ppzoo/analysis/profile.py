@@ -26,6 +26,8 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from ..layers.dynamic_conv import AggregatedConv2D
+
 __all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model", "paddle_flops",
            "summarize_by_kind", "DTYPE_BYTES"]
 
@@ -107,6 +109,9 @@ def _kind(layer: nn.Layer) -> str:
         return f"group conv {k}"
     if isinstance(layer, nn.Linear):
         return "fc"
+    if isinstance(layer, AggregatedConv2D):
+        k = f"{layer.kernel_size}x{layer.kernel_size}"
+        return f"dynamic {'depthwise ' if layer.groups == layer.in_channels > 1 else ''}conv {k}"
     if isinstance(layer, (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm, nn.GroupNorm)):
         return "norm"
     if isinstance(layer, (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardswish, nn.Hardsigmoid, nn.Softmax, nn.GELU)):
@@ -124,6 +129,10 @@ def _layer_madds(layer: nn.Layer, output) -> int:
         return c_out * h * w * _numel(layer.weight.shape[1:])  # weight is [Cout, Cin/groups, kh, kw]
     if isinstance(layer, nn.Linear):
         return _numel(output.shape[:-1]) * layer.weight.shape[0] * layer.weight.shape[1]
+    if isinstance(layer, AggregatedConv2D):  # aggregate K kernels (+ biases), then one conv (arXiv 1912.03458, Eq. 2)
+        _, c_out, h, w = output.shape
+        aggregate = _numel(layer.weight.shape) + (_numel(layer.bias.shape) if layer.bias is not None else 0)
+        return aggregate + c_out * h * w * _numel(layer.weight.shape[2:])
     return 0
 
 
