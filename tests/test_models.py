@@ -37,11 +37,14 @@ def test_counts_match_published(name):
     ref = REFERENCE[name]
     stats = profile_model(ppzoo.create_model(name), ref.get("input_size", (3, 224, 224)))
     params, madds = stats.params / 1e6, stats.madds / 1e6
-    assert abs(params - ref["params"]) <= _tolerance(ref["params"], 0.03), f"params {params:.3f} M vs {ref['params']}"
-    assert abs(madds - ref["madds"]) <= _tolerance(ref["madds"], 0.015), f"MAdds {madds:.2f} M vs {ref['madds']}"
+    if "params" in ref:  # SE ShuffleNet: the paper gives MAdds only
+        tol = _tolerance(ref["params"], ref.get("rel_params", 0.03))
+        assert abs(params - ref["params"]) <= tol, f"params {params:.3f} M vs {ref['params']}"
+    tol = _tolerance(ref["madds"], ref.get("rel_madds", 0.015))
+    assert abs(madds - ref["madds"]) <= tol, f"MAdds {madds:.2f} M vs {ref['madds']}"
 
 
-@pytest.mark.parametrize("name", sorted(set(ALL) - set(PUBLISHED)))
+@pytest.mark.parametrize("name", sorted(n for n in set(ALL) - set(PUBLISHED) if n.startswith("shufflenet_v1_g")))
 def test_unpublished_shufflenets_sit_between_their_neighbours(name):
     """No published figure: the cost must grow with width about as s^2 (Sec. 4.1.1)."""
     width = float(name.rsplit("_x", 1)[1].replace("_", "."))
