@@ -116,18 +116,23 @@ class SqueezeNet(ClassifierModel):
 SQUEEZENET_DROPOUT = 0.5  # PaddleClas: Dropout(p=0.5, mode="downscale_in_infer") before conv10
 
 
-def checkpoint_filter_fn(state, model: SqueezeNet, source: str = "state dict"):
-    """PaddleClas ``SqueezeNet1_0`` / ``SqueezeNet1_1`` (ppcls/arch/backbone/model_zoo/squeezenet.py)
-    -> ours. Layers are created in the same order; PaddleClas's dropout scales at inference
-    ("downscale_in_infer"), so conv10's weight is multiplied by (1 - p) (its bias is added
-    after the dropout and stays)."""
-    theirs = ["_conv.weight", "_conv.bias"]
+def paddleclas_keys(model: SqueezeNet):
+    """PaddleClas ``SqueezeNet1_0`` / ``SqueezeNet1_1`` names (ppcls/arch/backbone/model_zoo/squeezenet.py),
+    our order: conv1, the eight Fire modules (squeeze, expand 1x1, expand 3x3), conv10."""
+    keys = ["_conv.weight", "_conv.bias"]
     for i in range(1, 9):
         for part in ("_conv", "_conv_path1", "_conv_path2"):
-            theirs += [f"_conv{i}.{part}._conv.weight", f"_conv{i}.{part}._conv.bias"]
-    theirs += ["_conv9.weight", "_conv9.bias"]
+            keys += [f"_conv{i}.{part}._conv.weight", f"_conv{i}.{part}._conv.bias"]
+    return keys + ["_conv9.weight", "_conv9.bias"]
+
+
+def checkpoint_filter_fn(state, model: SqueezeNet, source: str = "state dict"):
+    """PaddleClas SqueezeNet -> ours. Layers are created in the same order; PaddleClas's dropout
+    scales at inference ("downscale_in_infer"), so conv10's weight is multiplied by (1 - p)
+    (its bias is added after the dropout and stays)."""
     scale = {"_conv9.weight": 1.0 - SQUEEZENET_DROPOUT}
-    return map_in_order(state, model, theirs, source, "SqueezeNet", classifier="_conv9.weight", scale=scale)
+    return map_in_order(state, model, paddleclas_keys(model), source, "SqueezeNet", classifier="_conv9.weight",
+                        scale=scale)
 
 
 # name: version, published params (M), MAdds (M), top-1 (%), PaddleClas name  (torchvision's counts and
