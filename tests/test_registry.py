@@ -22,8 +22,9 @@ def test_required_names_are_registered():
 
 
 def test_list_models_filters_with_wildcards():
-    assert ppzoo.list_models("mobilenet_v1*") == [
+    assert ppzoo.list_models("mobilenet_v1_x*") == [
         "mobilenet_v1_x0_25", "mobilenet_v1_x0_5", "mobilenet_v1_x0_75", "mobilenet_v1_x1_0"]
+    assert ppzoo.list_models("*resnet*", exclude="se_*") == ["resnet18", "resnet34", "resnet50"]
     assert len(ppzoo.list_models("shufflenet_v1_g3_*")) == 5
     assert ppzoo.list_models("nothing*") == []
 
