@@ -23,7 +23,7 @@ import paddle  # noqa: E402
 from ppzoo.analysis import measure_latency, profile_model  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAMILIES = ["alexnet", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1"]
+FAMILIES = ["alexnet", "mobilenet_v1", "mobilenet_v2", "shufflenet_v1", "squeezenet", "resnet"]
 START, END = "<!-- measured:start -->", "<!-- measured:end -->"
 
 

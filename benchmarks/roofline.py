@@ -22,7 +22,7 @@ import paddle.nn.functional as F  # noqa: E402
 from ppzoo.analysis import profile_model  # noqa: E402
 from ppzoo.analysis.roofline import PROTOCOL, deployed_figures  # noqa: E402
 from ppzoo.layers import ChannelShuffle, LocalResponseNorm  # noqa: E402
-from ppzoo.runtime import set_cpu_threads  # noqa: E402
+from ppzoo.utils.runtime import set_cpu_threads  # noqa: E402
 
 MODELS = ["mobilenet_v1_x1_0", "mobilenet_v2_x1_0", "alexnet_single", "alexnet", "shufflenet_v1_g3_x1_0"]
 

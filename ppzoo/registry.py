@@ -95,11 +95,13 @@ def register_model(fn: Optional[Callable] = None, *, name: Optional[str] = None,
     return _register(fn) if fn is not None else _register
 
 
-def list_models(pattern: str = "*", exclude: Optional[str] = None) -> List[str]:
-    """Registered names matching the shell-style ``pattern``, sorted."""
+def list_models(pattern: str = "*", exclude=None) -> List[str]:
+    """Registered names matching the shell-style ``pattern``, minus those matching
+    ``exclude`` (a pattern or a list of them), sorted. Tagged entries
+    (``mobilenet_v2_x1_0.paddleclas``) are names like any other: ``exclude="*.*"`` drops them."""
     names = [n for n in _model_entrypoints if fnmatch.fnmatchcase(n, pattern)]
-    if exclude:
-        names = [n for n in names if not fnmatch.fnmatchcase(n, exclude)]
+    for drop in ([exclude] if isinstance(exclude, str) else list(exclude or [])):
+        names = [n for n in names if not fnmatch.fnmatchcase(n, drop)]
     return sorted(names)
 
 

@@ -6,7 +6,7 @@ import paddle
 import pytest
 
 import ppzoo
-from ppzoo.convert import SUPPORTED_FAMILIES, convert_paddleclas
+from ppzoo.convert import convert_paddleclas, paddleclas_keys
 from ppzoo.utils.weights import WeightsError
 
 from conftest import randomise_weights, run_tool
@@ -49,6 +49,27 @@ def test_alexnet_folds_downscale_in_infer_dropout(backbone):
     _check(randomise_weights(backbone.AlexNet(class_num=10)), "alexnet_single")
 
 
+@pytest.mark.parametrize("pc_name,name", [("SqueezeNet1_0", "squeezenet1_0"), ("SqueezeNet1_1", "squeezenet1_1")])
+def test_squeezenet_floor_pooling_and_dropout_folding(backbone, pc_name, name):
+    with paddle.utils.unique_name.guard():  # PaddleClas names SqueezeNet's parameters globally (as AlexNet's)
+        pc_model = getattr(backbone, pc_name)(class_num=10)
+    kwargs = _check(randomise_weights(pc_model), name, size=96)
+    assert kwargs == {"layout": "paddleclas", "num_classes": 10}
+
+
+@pytest.mark.parametrize("pc_name,name", [("ResNet18", "resnet18"), ("ResNet34", "resnet34"), ("ResNet50", "resnet50")])
+def test_resnet(backbone, pc_name, name):
+    kwargs = _check(randomise_weights(getattr(backbone, pc_name)(class_num=10)), name, size=64)
+    # ResNet-50's PaddleClas layout is the reference one; 18 and 34 add a projection in stage 2
+    assert kwargs == ({"num_classes": 10} if name == "resnet50" else {"layout": "paddleclas", "num_classes": 10})
+
+
+def test_resnet34_weights_do_not_convert_into_resnet18(backbone):
+    state = randomise_weights(backbone.ResNet34(class_num=10)).state_dict()
+    with pytest.raises(WeightsError, match=r"tensors a PaddleClas ResNet18 does not have \(first: 'blocks.3.short.conv.weight'\)"):
+        convert_paddleclas(state, "ResNet18")
+
+
 def test_cli_writes_weights_that_create_model_loads(backbone, tmp_path):
     pc = randomise_weights(backbone.MobileNetV1_x0_25(class_num=10))
     src, dst = tmp_path / "pc.pdparams", tmp_path / "ours.pdparams"
@@ -79,13 +100,14 @@ def test_wrong_pairs_are_clear_errors(backbone, tmp_path):
 def synthetic_paddleclas_state(name, num_classes=10, **kwargs):
     """Random tensors under PaddleClas's names, shaped like our model's (same layer order)."""
     model = ppzoo.create_model(name, num_classes=num_classes, **kwargs)
-    keys = list(SUPPORTED_FAMILIES[ppzoo.model_info(name).family][0]())
+    keys = paddleclas_keys(name)
     rng = np.random.default_rng(0)
     return {k: rng.standard_normal(v.shape).astype("float32") for k, v in zip(keys, model.state_dict().values())}
 
 
 @pytest.mark.parametrize("name,kwargs", [("mobilenet_v1_x0_25", {}), ("mobilenet_v2_x0_5", {"layout": "paddleclas"}),
-                                         ("alexnet_single", {})])
+                                         ("alexnet_single", {}), ("squeezenet1_1", {"layout": "paddleclas"}),
+                                         ("resnet18", {"layout": "paddleclas"})])
 def test_synthetic_conversion_maps_every_tensor(name, kwargs):
     state = synthetic_paddleclas_state(name, **kwargs)
     converted, out_kwargs = convert_paddleclas(state, name)
@@ -93,7 +115,7 @@ def test_synthetic_conversion_maps_every_tensor(name, kwargs):
     ours = list(converted)
     assert len(ours) == len(state)
     for (their_key, value), our_key in zip(state.items(), ours):
-        expected = value * 0.5 if their_key in ("_fc6.weight", "_fc7.weight") else value  # downscale_in_infer
+        expected = value * 0.5 if their_key in ("_fc6.weight", "_fc7.weight", "_conv9.weight") else value  # downscale_in_infer
         np.testing.assert_array_equal(converted[our_key], expected, err_msg=their_key)
     ppzoo.create_model(name, **out_kwargs).set_state_dict(converted)
 
@@ -110,7 +132,7 @@ def test_synthetic_cli_and_errors(tmp_path):
     del missing["blocks.3.pointwise_conv.bn._mean"]
     with pytest.raises(WeightsError, match="PaddleClas tensor 'blocks.3.pointwise_conv.bn._mean' .* is missing"):
         convert_paddleclas(missing, "mobilenet_v1_x0_25")
-    with pytest.raises(WeightsError, match=r"1 tensors a PaddleClas MobileNetV1_x0_25 does not have \(first: 'extra'\)"):
+    with pytest.raises(WeightsError, match=r"1 tensors a PaddleClas MobileNetV1 does not have \(first: 'extra'\)"):
         convert_paddleclas({**state, "extra": np.zeros(1)}, "mobilenet_v1_x0_25")
     with pytest.raises(WeightsError, match="another width"):
         convert_paddleclas(state, "mobilenet_v1_x0_5")

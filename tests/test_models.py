@@ -12,7 +12,15 @@ from conftest import one_per_family
 
 ALL = ppzoo.list_models()
 # the published figures are typed once, beside each builder (ModelInfo); the counter must reproduce them
-PUBLISHED = [n for n in ALL if ppzoo.model_info(n).params is not None]
+PUBLISHED = [n for n in ALL if ppzoo.model_info(n).madds is not None]
+# tolerances wider than the default 3 % params / 1.5 % MAdds, where the issue allows it (DY-MobileNetV2: 5 %)
+WIDER = {"dy_mobilenet_v2_*": 0.05}
+
+
+def _rel(name: str, default: float) -> float:
+    import fnmatch
+
+    return next((rel for pattern, rel in WIDER.items() if fnmatch.fnmatchcase(name, pattern)), default)
 SMALL = {"alexnet": 96, "alexnet_single": 96}  # AlexNet's unpadded pools need >= 67 pixels
 FAMILIES = one_per_family()
 SMALL_INPUT_SIDE = {"alexnet": 3}  # final map of a 32x32 image in small-input mode (default 4: 8x downsampling)
@@ -40,11 +48,14 @@ def test_counts_match_published(name):
     info = ppzoo.model_info(name)
     stats = profile_model(ppzoo.create_model(name), info.input_size)
     params, madds = stats.params / 1e6, stats.madds / 1e6
-    assert abs(params - info.params) <= _tolerance(info.params, 0.03), f"params {params:.3f} M vs {info.params}"
-    assert abs(madds - info.madds) <= _tolerance(info.madds, 0.015), f"MAdds {madds:.2f} M vs {info.madds}"
+    if info.params is not None:  # SE ShuffleNet: the paper gives MAdds only
+        tol = _tolerance(info.params, _rel(name, 0.03))
+        assert abs(params - info.params) <= tol, f"params {params:.3f} M vs {info.params}"
+    tol = _tolerance(info.madds, _rel(name, 0.015))
+    assert abs(madds - info.madds) <= tol, f"MAdds {madds:.2f} M vs {info.madds}"
 
 
-@pytest.mark.parametrize("name", sorted(set(ALL) - set(PUBLISHED)))
+@pytest.mark.parametrize("name", sorted(n for n in set(ALL) - set(PUBLISHED) if n.startswith("shufflenet_v1_g")))
 def test_unpublished_shufflenets_sit_between_their_neighbours(name):
     """No published figure: the cost must grow with width about as s^2 (Sec. 4.1.1)."""
     width = float(name.rsplit("_x", 1)[1].replace("_", "."))

@@ -10,12 +10,18 @@ def test_required_names_are_registered():
     expected |= {f"mobilenet_v2_x{w}" for w in ("1_4", "1_0", "0_75", "0_5", "0_35")}
     expected |= {f"shufflenet_v1_g{g}_x{w}" for g in (1, 2, 3, 4, 8) for w in ("0_25", "0_5", "1_0", "1_5", "2_0")}
     expected |= {f"mobilenet_v2_x{w}.paddleclas" for w in ("1_0", "0_75", "0_5")}  # PaddleClas's layout
+    expected |= {"squeezenet1_0", "squeezenet1_1", "resnet18", "resnet34", "resnet50", "se_resnet50",
+                 "se_mobilenet_v1_x1_0", "se_shufflenet_v1_g3_x2_0", "se_mobilenet_v2_x1_0", "mobilenet_v1_full_conv_x1_0"}
+    expected |= {f"dy_mobilenet_v2_x{w}" for w in ("1_0", "0_75", "0_5", "0_35")}
+    expected |= {f"{n}.paddleclas" for n in ("squeezenet1_0", "squeezenet1_1", "resnet18", "resnet34")}
     assert set(ppzoo.list_models()) == expected
 
 
 def test_list_models_filters_with_wildcards():
-    assert ppzoo.list_models("mobilenet_v1*") == [
+    assert ppzoo.list_models("mobilenet_v1_x*") == [
         "mobilenet_v1_x0_25", "mobilenet_v1_x0_5", "mobilenet_v1_x0_75", "mobilenet_v1_x1_0"]
+    assert ppzoo.list_models("*resnet*", exclude=["se_*", "*.*"]) == ["resnet18", "resnet34", "resnet50"]
+    assert ppzoo.list_models("resnet18*") == ["resnet18", "resnet18.paddleclas"]
     assert len(ppzoo.list_models("shufflenet_v1_g3_*")) == 5
     assert ppzoo.list_models("nothing*") == []
 
@@ -33,7 +39,7 @@ def test_model_info_carries_published_facts():
 def test_model_info_is_complete(name):
     info = ppzoo.model_info(name)
     assert info.name == name and info.family and info.paper and len(info.input_size) == 3
-    assert (info.params is None) == (info.madds is None)  # published together or not at all
+    assert info.madds is not None or info.params is None  # a published size comes with its cost
     assert 0 < info.crop_pct <= 1 and len(info.mean) == len(info.std) == 3
 
 
@@ -60,6 +66,9 @@ def test_tagged_entry_reports_its_own_layout():
     model = ppzoo.create_model("MobileNetV2")
     assert abs(count_madds(model, (3, 224, 224)) / 1e6 - tagged.madds) < 0.1
     assert ppzoo.registry.model_entrypoint("MobileNetV2") is ppzoo.registry.model_entrypoint(tagged.name)
+    assert resolve_name("ResNet34") == "resnet34.paddleclas"
+    assert resolve_name("ResNet50") == "resnet50"  # PaddleClas's ResNet-50 is the reference layout
+    assert resolve_name("SqueezeNet1_1") == "squeezenet1_1.paddleclas"
 
 
 def test_class_num_is_an_alias_of_num_classes():

@@ -17,15 +17,15 @@ def main():
     parser.add_argument("--src", required=True, help="PaddleClas .pdparams file")
     parser.add_argument("--dst", required=True, help="where to write the converted .pdparams")
     parser.add_argument("--layout", choices=["reference", "paddleclas"],
-                        help="MobileNetV2 only: PaddleClas weights need (and default to) 'paddleclas'")
+                        help="MobileNetV2, SqueezeNet, ResNet: PaddleClas weights need (and default to) 'paddleclas'")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args()
 
     from ppzoo.convert import convert_paddleclas_file
 
     if args.layout == "reference":
-        raise ValueError("--layout reference: PaddleClas's MobileNetV2 weights only fit layout 'paddleclas' "
-                         "(expansion conv in every block, unrounded widths)")
+        raise ValueError("--layout reference: PaddleClas's MobileNetV2, SqueezeNet and ResNet weights only fit layout 'paddleclas' "
+                         "(see docs/models/<family>.md, \"PaddleClas weights\")")
     kwargs = convert_paddleclas_file(args.model, args.src, args.dst)
     extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
     print(f"wrote {args.dst}\nload it with: ppzoo.create_model({args.model!r}{extra}, pretrained={args.dst!r})")

@@ -32,6 +32,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from ..layers.dynamic_conv import AggregatedConv2D
 from ..utils.params import count_params
 
 __all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model", "paddle_flops",
@@ -115,6 +116,9 @@ def _kind(layer: nn.Layer) -> str:
         return f"group conv {k}"
     if isinstance(layer, nn.Linear):
         return "fc"
+    if isinstance(layer, AggregatedConv2D):
+        k = f"{layer.kernel_size}x{layer.kernel_size}"
+        return f"dynamic {'depthwise ' if layer.groups == layer.in_channels > 1 else ''}conv {k}"
     if isinstance(layer, (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm, nn.GroupNorm)):
         return "norm"
     if isinstance(layer, (nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardswish, nn.Hardsigmoid, nn.Softmax, nn.GELU)):
@@ -134,8 +138,9 @@ def register_cost(layer_type: type, fn: CostFn) -> None:
     """Declare how a layer type costs: ``fn(layer, inputs, outputs)`` returns its MAdds
     for one image, or ``(madds, mac)`` to replace the default MAC (elements of inputs +
     outputs + the tensors the layer holds). Subclasses inherit a rule (looked up along the
-    MRO); registering a type again replaces its rule. Binary, decomposed and quantized
-    layers register theirs where they are defined."""
+    MRO); registering a type again replaces its rule. Rules for ``ppzoo.layers`` types live
+    here (that layer cannot import this one); compression layers (decomposed, quantized,
+    binary) register theirs in ``ppzoo.compress``, where they are defined."""
     if not (isinstance(layer_type, type) and issubclass(layer_type, nn.Layer)):
         raise ValueError(f"register_cost: layer_type must be an nn.Layer subclass, got {layer_type!r}")
     if not callable(fn):
@@ -163,6 +168,16 @@ def _free(layer, inputs, outputs) -> int:
 
 register_cost(nn.Conv2D, _conv_madds)
 register_cost(nn.Linear, _linear_madds)
+
+
+def _dynamic_conv_madds(layer, inputs, outputs) -> int:
+    """Aggregate the K kernels (and biases) for the image, then one conv (arXiv 1912.03458, Eq. 2)."""
+    _, c_out, h, w = outputs[0].shape
+    aggregate = _numel(layer.weight.shape) + (_numel(layer.bias.shape) if layer.bias is not None else 0)
+    return aggregate + c_out * h * w * _numel(layer.weight.shape[2:])
+
+
+register_cost(AggregatedConv2D, _dynamic_conv_madds)
 for _type in (nn.BatchNorm, nn.BatchNorm1D, nn.BatchNorm2D, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm,
               nn.ReLU, nn.ReLU6, nn.Sigmoid, nn.Hardswish, nn.Hardsigmoid, nn.Softmax, nn.GELU, nn.MaxPool2D,
               nn.AvgPool2D, nn.AdaptiveAvgPool2D, nn.AdaptiveMaxPool2D, *_NO_OPS):

@@ -154,7 +154,9 @@ def build_run(cfg: dict, session: _Session, step_fn: Optional[Callable] = None, 
         eval_loader = build_dataloader(cfg["DataLoader"]["Eval"], False, num_classes, session.world, session.rank)
     train_loss = build_loss(cfg["Loss"]["Train"])
     parts = training_parts(cfg, model, train_loss)
-    all_hooks = list(parts.hooks) + ([EMAHook(cfg["EMA"]["decay"])] if "EMA" in cfg else []) + list(hooks)
+    model_hooks = getattr(model, "training_hooks", None)  # what the model's own layers need (dynamic conv)
+    all_hooks = (list(model_hooks(len(train_loader), g["epochs"]) if callable(model_hooks) else []) + list(parts.hooks)
+                 + ([EMAHook(cfg["EMA"]["decay"])] if "EMA" in cfg else []) + list(hooks))
     hook_list = HookList(all_hooks)
     model = hook_list.prepare(model)
 

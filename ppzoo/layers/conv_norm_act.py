@@ -23,7 +23,7 @@ class ConvNormAct(nn.Sequential):
         kernel_size (int): square kernel size. Default: 3.
         stride (int): stride. Default: 1.
         padding (int, optional): padding; ``None`` keeps the size at stride 1
-            (``(kernel_size - 1) // 2``). Default: None.
+            (``dilation * (kernel_size - 1) // 2``). Default: None.
         groups (int or "auto"): channel groups; ``"auto"`` picks floor(sqrt(C_in))
             moved to a divisor of both channel counts (see ``resolve_groups``). Default: 1.
         norm_layer (callable, optional): norm layer factory taking the channel count;
@@ -32,6 +32,12 @@ class ConvNormAct(nn.Sequential):
             Default: ``nn.ReLU``.
         bias (bool, optional): conv bias; ``None`` means "only without a norm layer".
             Default: None.
+        dilation (int): dilation (atrous rate) of the conv. Default: 1.
+        conv_layer (callable): the convolution class, called like ``nn.Conv2D``
+            (e.g. ``ppzoo.layers.DynamicConv2D``). Default: ``nn.Conv2D``.
+
+    Unlike the blocks built from it, ``norm_layer=None`` / ``act_layer=None`` here mean
+    "none" (as in torchvision's ``Conv2dNormActivation``): this is where a block decides.
     """
 
     def __init__(
@@ -45,14 +51,16 @@ class ConvNormAct(nn.Sequential):
         norm_layer: Optional[Callable[..., nn.Layer]] = nn.BatchNorm2D,
         act_layer: Optional[Callable[..., nn.Layer]] = nn.ReLU,
         bias: Optional[bool] = None,
+        dilation: int = 1,
+        conv_layer: Callable[..., nn.Layer] = nn.Conv2D,
     ):
         groups = resolve_groups(groups, in_channels, out_channels)
         if padding is None:
-            padding = (kernel_size - 1) // 2
+            padding = dilation * (kernel_size - 1) // 2
         if bias is None:
             bias = norm_layer is None
-        layers = [nn.Conv2D(in_channels, out_channels, kernel_size, stride, padding, groups=groups,
-                            bias_attr=None if bias else False)]
+        layers = [conv_layer(in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, groups=groups,
+                             bias_attr=None if bias else False)]
         if norm_layer is not None:
             layers.append(norm_layer(out_channels))
         if act_layer is not None:

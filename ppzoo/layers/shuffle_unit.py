@@ -1,5 +1,5 @@
 """ShuffleNet unit (ShuffleNetV1, arXiv 1707.01083, Sec. 3.2, Fig. 2b/2c)."""
-from typing import Optional
+from typing import Callable, Optional
 
 import paddle
 import paddle.nn as nn
@@ -24,6 +24,10 @@ class ShuffleUnit(nn.Layer):
     Following the paper, there is no ReLU after the depthwise conv, and the bottleneck
     width is a quarter of the unit's output channels.
 
+    ``se_layer`` gates the branch after its last BN, before the add / concatenation: the
+    residual-branch position of SENet (arXiv 1709.01507, Fig. 3), used for the SE
+    ShuffleNet of the ShuffleNetV1 paper (Table 5; 2x g=3: 524 -> 527 M MAdds).
+
     Args:
         in_channels (int): input channels.
         out_channels (int): output channels of the unit.
@@ -35,11 +39,15 @@ class ShuffleUnit(nn.Layer):
         expand_groups (int, optional): groups of the last 1x1 conv. Default: ``groups``.
         shuffle (bool): apply the channel shuffle; ``False`` gives the paper's ablation
             (Table 3). Default: True.
+        norm_layer (callable, optional): norm factory; ``None`` is ``nn.BatchNorm2D``. Default: None.
+        act_layer (callable, optional): activation factory; ``None`` is ``nn.ReLU``. Default: None.
+        se_layer (callable, optional): ``se_layer(channels)`` on the branch. Default: None.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int,
                  mid_channels: Optional[int] = None, compress_groups: Optional[int] = None,
-                 expand_groups: Optional[int] = None, shuffle: bool = True):
+                 expand_groups: Optional[int] = None, shuffle: bool = True, norm_layer: Optional[Callable] = None,
+                 act_layer: Optional[Callable] = None, se_layer: Optional[Callable] = None):
         super().__init__()
         if stride not in (1, 2):
             raise ValueError(f"ShuffleUnit: stride must be 1 or 2, got {stride}")
@@ -51,16 +59,21 @@ class ShuffleUnit(nn.Layer):
             raise ValueError(f"ShuffleUnit: out_channels={out_channels} must exceed in_channels={in_channels} "
                              f"in a stride-2 unit")
         mid_channels = mid_channels or out_channels // 4
+        norm_layer, act_layer = norm_layer or nn.BatchNorm2D, act_layer or nn.ReLU
         self.stride = stride
-        self.compress = ConvNormAct(in_channels, mid_channels, 1, groups=compress_groups or groups)  # gconv
+        self.compress = ConvNormAct(in_channels, mid_channels, 1, groups=compress_groups or groups,
+                                    norm_layer=norm_layer, act_layer=act_layer)  # gconv
         self.shuffle = ChannelShuffle(groups) if shuffle and groups > 1 else nn.Identity()
-        self.depthwise = ConvNormAct(mid_channels, mid_channels, 3, stride, groups=mid_channels, act_layer=None)
-        self.expand = ConvNormAct(mid_channels, branch_out, 1, groups=expand_groups or groups, act_layer=None)
+        self.depthwise = ConvNormAct(mid_channels, mid_channels, 3, stride, groups=mid_channels, norm_layer=norm_layer,
+                                     act_layer=None)
+        self.expand = ConvNormAct(mid_channels, branch_out, 1, groups=expand_groups or groups, norm_layer=norm_layer,
+                                  act_layer=None)
+        self.se = se_layer(branch_out) if se_layer is not None else nn.Identity()
         self.shortcut = nn.AvgPool2D(3, stride=2, padding=1, exclusive=False) if stride == 2 else None
-        self.act = nn.ReLU()
+        self.act = act_layer()
 
     def forward(self, x):
-        out = self.expand(self.depthwise(self.shuffle(self.compress(x))))
+        out = self.se(self.expand(self.depthwise(self.shuffle(self.compress(x)))))
         if self.shortcut is None:
             return self.act(x + out)
         return self.act(paddle.concat([self.shortcut(x), out], axis=1))

@@ -99,6 +99,13 @@ class ClassifierModel(nn.Layer):
                 self.train()
         return lo
 
+    def training_hooks(self, steps_per_epoch: int, epochs: int) -> list:
+        """Hooks the trainer must run for this model: one per layer type that declares a
+        ``training_hook(steps_per_epoch, epochs)`` (dynamic convolution's temperature
+        annealing); none for most models."""
+        types = {type(layer) for layer in self.sublayers() if callable(getattr(type(layer), "training_hook", None))}
+        return [t.training_hook(steps_per_epoch, epochs) for t in sorted(types, key=lambda t: t.__name__)]
+
     def get_classifier(self) -> nn.Layer:
         return self.fc
 

@@ -13,6 +13,7 @@ normalisation (Sec. 3.3) follows the ReLU of conv1 and conv2, overlapping 3x3/s2
 256-256 layout of the 2014 paper, used by PaddleClas and paddle.vision.
 """
 from functools import partial
+from typing import Callable, Optional
 
 import paddle
 import paddle.nn as nn
@@ -21,6 +22,7 @@ from paddle.nn.initializer import KaimingNormal
 from ..layers import LocalResponseNorm, init_weights
 from ..registry import register_model
 from ._base import ClassifierModel
+from ._paddleclas import map_in_order
 
 __all__ = ["AlexNet"]
 
@@ -57,18 +59,27 @@ class AlexNet(ClassifierModel):
         small_input (bool): for 32x32 images (CIFAR): conv1 stride 1 with same padding,
             and the classifier reads a 3x3 instead of a 6x6 map (32 -> 15 -> 7 -> 3 through
             the three max-pools). Default: False.
+        norm_layer (callable, optional): norm after every conv; ``None`` for none, as in the
+            paper (e.g. ``nn.BatchNorm2D`` for a BN AlexNet). Default: None.
+        act_layer (callable, optional): activation factory; ``None`` is ``nn.ReLU``. Default: None.
+        se_layer (callable, optional): ``se_layer(channels)`` after every conv's activation. Default: None.
     """
 
     def __init__(self, layout: str = "original", num_classes: int = 1000, in_channels: int = 3,
-                 drop_rate: float = 0.5, small_input: bool = False):
+                 drop_rate: float = 0.5, small_input: bool = False, norm_layer: Optional[Callable] = None,
+                 act_layer: Optional[Callable] = None, se_layer: Optional[Callable] = None):
         super().__init__(num_classes, in_channels, drop_rate, small_input)
         if layout not in LAYOUTS:
             raise ValueError(f"AlexNet: layout must be one of {sorted(LAYOUTS)}, got {layout!r}")
+        act_layer = act_layer or nn.ReLU
         layers, c = [], in_channels
         for i, (out_c, k, s, p, g, lrn, pool) in enumerate(LAYOUTS[layout]):
             if small_input and i == 0:
                 s, p = 1, (k - 1) // 2
-            layers += [nn.Conv2D(c, out_c, k, s, p, groups=g), nn.ReLU()]
+            layers.append(nn.Conv2D(c, out_c, k, s, p, groups=g, bias_attr=False if norm_layer else None))
+            layers += [norm_layer(out_c)] if norm_layer is not None else []
+            layers.append(act_layer())
+            layers += [se_layer(out_c)] if se_layer is not None else []
             layers += [LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=2.0)] if lrn else []  # Sec. 3.3
             layers += [nn.MaxPool2D(3, stride=2)] if pool else []
             c = out_c
@@ -77,15 +88,15 @@ class AlexNet(ClassifierModel):
         self.avgpool = nn.AdaptiveAvgPool2D(pool)
         dropout = (lambda: nn.Dropout(drop_rate)) if drop_rate > 0 else nn.Identity
         self.pre_logits = nn.Sequential(
-            dropout(), nn.Linear(c * pool * pool, 4096), nn.ReLU(),  # fc6
-            dropout(), nn.Linear(4096, 4096), nn.ReLU(),  # fc7
+            dropout(), nn.Linear(c * pool * pool, 4096), act_layer(),  # fc6
+            dropout(), nn.Linear(4096, 4096), act_layer(),  # fc7
         )
         self.num_features = 4096
         self.reset_classifier(num_classes)  # fc8
         init_weights(self)
         # no batch norm to rescale activations: keep their variance through every ReLU layer with
         # He's fan-in init (arXiv 1502.01852, Eq. 10) for the convs and fc6/fc7; fc8 keeps N(0, 0.01)
-        for layer in [*self.features, *self.pre_logits]:
+        for layer in [*self.features, *self.pre_logits]:  # the SE blocks' convs are sublayers: not listed here
             if isinstance(layer, (nn.Conv2D, nn.Linear)):
                 KaimingNormal(mode="fan_in")(layer.weight)
 
@@ -102,3 +113,23 @@ register_model(partial(AlexNet, layout="original"), name="alexnet", family="alex
                notes="original two-tower layout (NeurIPS 2012), towers as groups=2")
 register_model(partial(AlexNet, layout="single"), name="alexnet_single", family="alexnet", paper="1404.5997",
                params=61.10, madds=714, top1=56.7, paddleclas_names=("AlexNet",))
+
+
+ALEXNET_DROPOUT = 0.5  # PaddleClas AlexNetDY: Dropout(p=0.5, mode="downscale_in_infer")
+
+
+def paddleclas_keys(model: AlexNet):
+    """PaddleClas ``AlexNet`` names (ppcls/arch/backbone/model_zoo/alexnet.py), our order."""
+    keys = []
+    for i in range(1, 6):
+        prefix = f"_conv{i}._conv" if i in (1, 2, 5) else f"_conv{i}"
+        keys += [f"{prefix}.weight", f"{prefix}.bias"]
+    return keys + [f"_fc{i}.{t}" for i in (6, 7, 8) for t in ("weight", "bias")]
+
+
+def checkpoint_filter_fn(state, model: AlexNet, source: str = "state dict"):
+    """PaddleClas ``AlexNet`` (the single tower) -> ``alexnet_single``. PaddleClas's dropout
+    is ``downscale_in_infer`` (it halves fc6's and fc7's inputs at inference, ours scales
+    while training): multiplying the fc6 and fc7 weights by (1 - p) makes both identical."""
+    scale = {"_fc6.weight": 1.0 - ALEXNET_DROPOUT, "_fc7.weight": 1.0 - ALEXNET_DROPOUT}
+    return map_in_order(state, model, paddleclas_keys(model), source, "AlexNet", classifier="_fc8.weight", scale=scale)

@@ -1,0 +1,144 @@
+"""Four paper trends on real images: CIFAR-10 10k-image subset, same budget per arm, several seeds.
+
+1. ShuffleNetV1 Table 3: channel shuffle on vs off (g = 8, where the paper's gap is largest).
+2. MobileNetV1 Table 4: depthwise-separable vs full 3x3 convolutions.
+3. SENet: SE-MobileNetV1 vs MobileNetV1 (accuracy), and SE's measured latency on this CPU.
+4. Dynamic convolution (arXiv 1912.03458) vs static MobileNetV2 at the same width.
+
+Every arm trains with configs/cifar10/<family>.yaml (SGD + momentum 0.9, cosine LR 0.1 with
+a one-epoch warm-up, L2 5e-4, random crop + flip) for the same number of epochs on
+train_10k_list.txt (1,000 images per class) and is tested on test_2k_list.txt. To fit a
+shared 2-core CPU the arms are narrow and use the ImageNet layout on the 32x32 images
+(``small_input`` off: 32x downsampling to a 1x1 final map). The dynamic arm anneals the
+softmax temperature 30 -> 1 over the first min(10, epochs / 2) epochs (the paper: first 10
+of 300), the hook the trainer adds for any model with ``DynamicConv2D`` layers. Seeds are interleaved (seed 0 of
+every arm, then seed 1, ...) so a load change on the machine hits all arms alike.
+
+    python benchmarks/paper_trends.py --epochs 2 --seeds 0 1 2 --json docs/results/paper_trends.json
+    python benchmarks/paper_trends.py --latency-only --json docs/results/paper_trends.json
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import ppzoo  # noqa: E402,F401  (first: it silences paddle's import-time warnings)
+from ppzoo.analysis import measure_latency, profile_model  # noqa: E402
+from ppzoo.config import load_config  # noqa: E402
+from ppzoo.engine import train  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CIFAR = os.environ.get("PPZOO_CIFAR10", os.path.join(ROOT, "..", "shared", "datasets", "cifar10"))
+BATCH = 128  # the config's batch: its LR 0.1 is meant for it (batch 64 at LR 0.1 diverged)
+
+# comparison: [(arm, family config, model, Arch options)]; the first arm is the paper's winner
+COMPARISONS = {
+    "shuffle": [("shuffle", "shufflenet_v1", "shufflenet_v1_g8_x0_5", {}),
+                ("no shuffle", "shufflenet_v1", "shufflenet_v1_g8_x0_5", {"shuffle": False})],
+    "separable": [("depthwise separable", "mobilenet_v1", "mobilenet_v1_x0_25", {}),
+                  ("full conv", "mobilenet_v1", "mobilenet_v1_x0_25", {"full_conv": True})],
+    "se": [("SE", "mobilenet_v1", "se_mobilenet_v1_x1_0", {"width": 0.25}),
+           ("plain", "mobilenet_v1", "mobilenet_v1_x0_25", {})],
+    "dynamic": [("dynamic K=4", "mobilenet_v2", "dy_mobilenet_v2_x0_35", {}),
+                ("static", "mobilenet_v2", "mobilenet_v2_x0_35", {})],
+}
+
+
+def run_arm(family, model, options, seed, epochs, output):
+    overrides = [f"Arch.name={model}", "Arch.small_input=False", *(f"Arch.{k}={v}" for k, v in options.items()),
+                 f"Global.seed={seed}", f"Global.epochs={epochs}", f"Global.eval_interval={epochs}",
+                 f"Global.save_interval={epochs}", f"Global.output_dir={output}", "Global.print_batch_step=50",
+                 f"DataLoader.Train.sampler.batch_size={BATCH}",
+                 f"DataLoader.Train.dataset.image_root={CIFAR}",
+                 f"DataLoader.Train.dataset.cls_label_path={CIFAR}/train_10k_list.txt",
+                 f"DataLoader.Eval.dataset.image_root={CIFAR}",
+                 f"DataLoader.Eval.dataset.cls_label_path={CIFAR}/test_2k_list.txt",
+                 f"DataLoader.Eval.dataset.class_names_path={CIFAR}/labels.txt"]
+    cfg = load_config(os.path.join(ROOT, "configs", "cifar10", f"{family}.yaml"), overrides)
+    start = time.perf_counter()  # a dynamic model's temperature annealing is a hook the trainer adds itself
+    summary = train(cfg, config_path=f"configs/cifar10/{family}.yaml")
+    return {"top1": summary["last"]["top1"], "wall_time_s": time.perf_counter() - start,
+            "train_images_per_s": summary["train_images_per_s"]}
+
+
+def latency_rows(repeat):
+    """SE's cost on this CPU: plain vs SE model, batch 1, interleaved medians, 224 and 32 pixels."""
+    rows = []
+    for base, se, options in [("mobilenet_v1_x1_0", "se_mobilenet_v1_x1_0", {}),
+                              ("shufflenet_v1_g3_x2_0", "se_shufflenet_v1_g3_x2_0", {})]:
+        for size in (224, 32):
+            row = {"size": size}
+            for label, name in (("plain", base), ("se", se)):
+                m = ppzoo.create_model(name, num_classes=10, **options)
+                lat = measure_latency(m, (3, size, size), repeat=repeat, warmup=5)
+                stats = profile_model(m, (3, size, size))
+                row[label] = {"model": name, "params": stats.params, "madds": stats.madds, **lat}
+            row["dygraph_ratio"] = row["se"]["dygraph_p50_ms"] / row["plain"]["dygraph_p50_ms"]
+            row["predictor_ratio"] = row["se"]["predictor_p50_ms"] / row["plain"]["predictor_p50_ms"]
+            rows.append(row)
+            print(json.dumps({k: row[k] for k in ("size", "dygraph_ratio", "predictor_ratio")}), flush=True)
+    return rows
+
+
+def summarize(results):
+    table = {}
+    for r in results:
+        table.setdefault(r["comparison"], {}).setdefault(r["arm"], []).append(r["top1"])
+    out = {}
+    for comp, arms in table.items():
+        out[comp] = {arm: {"seeds": len(v), "mean": statistics.mean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0,
+                           "min": min(v), "max": max(v), "top1": v} for arm, v in arms.items()}
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--comparisons", nargs="+", default=list(COMPARISONS), choices=list(COMPARISONS))
+    parser.add_argument("--latency-only", action="store_true")
+    parser.add_argument("--latency-repeat", type=int, default=20)
+    parser.add_argument("--output", default="output/paper_trends")
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    report = json.load(open(args.json)) if args.json and os.path.isfile(args.json) else {}
+    if args.latency_only:
+        report["se_latency"] = latency_rows(args.latency_repeat)
+    else:
+        if not os.path.isdir(CIFAR):
+            sys.exit(f"error: CIFAR-10 not found at {CIFAR} (set PPZOO_CIFAR10)")
+        report.update({"epochs": args.epochs, "batch_size": BATCH, "anneal_epochs": min(10.0, args.epochs / 2),
+                       "train_list": "train_10k_list.txt", "test_list": "test_2k_list.txt", "small_input": False,
+                       "seeds": args.seeds, "results": []})
+        for seed in args.seeds:
+            for comp in args.comparisons:
+                for arm, family, model, options in COMPARISONS[comp]:
+                    if comp == "se" and arm == "plain" and "separable" in args.comparisons:
+                        continue  # the same run as "depthwise separable": reuse it below
+                    out = os.path.join(args.output, f"{comp}_{arm.replace(' ', '_')}_s{seed}")
+                    row = {"comparison": comp, "arm": arm, "model": model, "options": options, "seed": seed,
+                           **run_arm(family, model, options, seed, args.epochs, out)}
+                    report["results"].append(row)
+                    if comp == "separable" and arm == "depthwise separable" and "se" in args.comparisons:
+                        report["results"].append(dict(row, comparison="se", arm="plain"))
+                    print(json.dumps(row), flush=True)
+                    report["summary"] = summarize(report["results"])
+                    if args.json:
+                        with open(args.json, "w") as f:
+                            json.dump(report, f, indent=2)
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    for comp, arms in report.get("summary", {}).items():
+        for arm, s in arms.items():
+            print(f"{comp:10s} {arm:22s} top-1 {s['mean']:.2f} +- {s['std']:.2f} (n={s['seeds']}, "
+                  f"{s['min']:.2f}..{s['max']:.2f})")
+
+
+if __name__ == "__main__":
+    main()
