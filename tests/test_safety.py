@@ -1,0 +1,121 @@
+"""Reliability and safety (issue 9): no hangs on bad data, no code run from weight files,
+nothing lost on interruption, one run per output folder, every bad input named."""
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import paddle
+import pytest
+import yaml
+from PIL import Image
+
+from ppzoo.config import ConfigError, load_config
+from ppzoo.data import build_dataloader
+
+from conftest import NORMALIZE, ROOT, make_image_tree, out_dir, run_tool, tiny_config
+
+
+def _image_dataset(root, ops, **extra):
+    return {"name": "ImageNetDataset", "image_root": str(root), "cls_label_path": str(root / "list.txt"),
+            "transform_ops": ops, **extra}
+
+
+def _with_a_tiny_image(root):
+    """The tree of make_image_tree with c1/1.jpg replaced by a 1x1 image."""
+    Image.fromarray(np.zeros((1, 1, 3), dtype="uint8")).save(root / "c1" / "1.jpg")
+    return root
+
+
+# ---------------------------------------------------------------------------- data loading never hangs
+
+CROPS = [("RandomCrop", {"size": 8}), ("CropImage", {"size": 8})]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("tool", ["train", "eval"])
+def test_a_transform_error_ends_the_run_naming_file_and_transform(tmp_path, workers, tool):
+    """Before: with num_workers 0 the loader thread died and train.py/eval.py waited forever
+    (deaf to SIGINT/SIGTERM); with 2 workers, exit 1 with a traceback naming no file."""
+    root = _with_a_tiny_image(make_image_tree(tmp_path / "data", classes=2, per_class=4, size=12))
+    name, params = CROPS[0] if tool == "train" else CROPS[1]
+    dataset = _image_dataset(root, [{"DecodeImage": None}, {name: params}, NORMALIZE])
+    section = {"dataset": dataset, "sampler": {"batch_size": 4}, "loader": {"num_workers": workers}}
+    cfg = tiny_config(tmp_path, **{"Global.class_num": 2, "Global.epochs": 1, "Global.eval_during_train": False,
+                                   "DataLoader.Train": section, "DataLoader.Eval": section})
+    extra = ["-o", f"Global.pretrained_model={_weights(tmp_path)}"] if tool == "eval" else []
+    result = run_tool(f"tools/{tool}.py", "-c", cfg, *extra, timeout=150)  # the hang: TimeoutExpired
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "c1/1.jpg" in lines[0] and f"transform {name} failed" in lines[0], lines[0]
+    assert "1x1" in lines[0] or "empty range" in lines[0], lines[0]
+
+
+def _weights(tmp_path):
+    """Random mobilenet_v1_x0_25 weights with 2 classes, for eval.py."""
+    import ppzoo
+
+    path = tmp_path / "w.pdparams"
+    if not path.exists():
+        paddle.save(ppzoo.create_model("mobilenet_v1_x0_25", num_classes=2).state_dict(), str(path))
+    return path
+
+
+def test_a_transform_error_is_skipped_and_counted_with_skip_bad_images(tmp_path):
+    root = _with_a_tiny_image(make_image_tree(tmp_path / "data", classes=2, per_class=4, size=12))
+    section = {"dataset": _image_dataset(root, [{"DecodeImage": None}, {"RandomCrop": {"size": 8}}, NORMALIZE],
+                                         skip_bad_images=True),
+               "sampler": {"batch_size": 3, "shuffle": False, "drop_last": False}, "loader": {"num_workers": 0}}
+    cfg = load_config(tiny_config(tmp_path, **{"Global.class_num": 2, "DataLoader.Train": section}))
+    batches = list(build_dataloader(cfg["DataLoader"]["Train"], True, 2))
+    assert sum(b[2] for b in batches) == 1 and sum(b[0].shape[0] for b in batches if b[0] is not None) == 7
+
+
+def test_images_of_different_sizes_in_a_batch_name_two_files(tmp_path):
+    root = make_image_tree(tmp_path / "data", classes=2, per_class=2, size=12)
+    Image.fromarray(np.zeros((10, 10, 3), dtype="uint8")).save(root / "c0" / "1.jpg")
+    section = {"dataset": _image_dataset(root, [{"DecodeImage": None}, NORMALIZE]),
+               "sampler": {"batch_size": 4, "shuffle": False}, "loader": {"num_workers": 0}}
+    cfg = load_config(tiny_config(tmp_path, **{"Global.class_num": 2, "DataLoader.Train": section}))
+    with pytest.raises(ValueError, match=r"differ in shape: .*c0/0.jpg .* is 3x12x12 but .*c0/1.jpg .* is 3x10x10"):
+        list(build_dataloader(cfg["DataLoader"]["Train"], True, 2))
+
+
+def test_an_epoch_of_only_bad_images_stops_the_run(tmp_path):
+    """Before: 0 images trained, a checkpoint written and 'Done' printed."""
+    root = make_image_tree(tmp_path / "data", classes=2, per_class=2, size=12,
+                           corrupt=("c0/0.jpg", "c0/1.jpg", "c1/0.jpg", "c1/1.jpg"))
+    dataset = _image_dataset(root, [{"DecodeImage": None}, NORMALIZE], skip_bad_images=True)
+    cfg = tiny_config(tmp_path, **{"Global.class_num": 2, "Global.epochs": 1, "Global.eval_during_train": False,
+                                   "DataLoader.Train.dataset": dataset, "DataLoader.Train.sampler.batch_size": 2})
+    result = run_tool("tools/train.py", "-c", cfg, timeout=150)
+    assert result.returncode == 2, result.stderr
+    assert "all 4 images of this pass over ImageNetDataset were unreadable and skipped (first: " in result.stderr
+    assert "c0/0.jpg" in result.stderr and "cannot decode image" in result.stderr
+    assert not (out_dir(tmp_path) / "latest.pdckpt").exists()
+
+
+def test_corrupt_image_message_names_the_path_not_a_buffer(tmp_path):
+    from ppzoo.data.datasets import ImageNetDataset
+    from ppzoo.data.transforms import BadImageError
+
+    root = make_image_tree(tmp_path, corrupt=("c1/2.jpg",))
+    ds = ImageNetDataset(str(root), str(root / "list.txt"), [{"DecodeImage": None}])
+    with pytest.raises(BadImageError) as info:
+        ds.check_image(6)
+    assert "c1/2.jpg" in str(info.value) and "BytesIO" not in str(info.value)
+
+
+def test_a_label_file_that_is_not_utf8_names_file_and_line(tmp_path):
+    from ppzoo.data.datasets import ImageNetDataset
+
+    root = make_image_tree(tmp_path)
+    with open(root / "list.txt", "ab") as f:
+        f.write("c0/0.jpg 0\nc0/caf\u00e9.jpg 1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"list.txt:14: not UTF-8 text \(byte 0xe9 at column 7\)"):
+        ImageNetDataset(str(root), str(root / "list.txt"))
