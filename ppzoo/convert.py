@@ -14,13 +14,11 @@ one, checking every name and shape. Two things are not a renaming:
 from typing import Dict, Iterator, Tuple
 
 import numpy as np
-import paddle
 
-from .utils.fileio import atomic_write
 from .models.mobilenet_v1 import BLOCKS as MOBILENET_V1_BLOCKS
 from .models.mobilenet_v2 import SETTINGS as MOBILENET_V2_SETTINGS
 from .registry import create_model, list_models, model_info, resolve_name
-from .utils.weights import WeightsError, read_state_dict
+from .utils.weights import WeightsError, read_state_dict, save_weights
 
 __all__ = ["convert_paddleclas", "convert_paddleclas_file", "SUPPORTED_FAMILIES"]
 
@@ -124,5 +122,5 @@ def convert_paddleclas_file(name: str, src: str, dst: str) -> Dict:
     """Convert the PaddleClas weight file ``src`` for model ``name`` and write ``dst``
     atomically. Returns the model kwargs the weights need."""
     converted, kwargs = convert_paddleclas(read_state_dict(src), name, source=src)
-    atomic_write(dst, lambda tmp: paddle.save({k: paddle.to_tensor(v) for k, v in converted.items()}, tmp))
+    save_weights(converted, dst)  # .pdparams or .safetensors, by dst's suffix
     return kwargs

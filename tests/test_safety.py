@@ -119,3 +119,133 @@ def test_a_label_file_that_is_not_utf8_names_file_and_line(tmp_path):
         f.write("c0/0.jpg 0\nc0/caf\u00e9.jpg 1\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"list.txt:14: not UTF-8 text \(byte 0xe9 at column 7\)"):
         ImageNetDataset(str(root), str(root / "list.txt"))
+
+
+# ---------------------------------------------------------------------------- weight files never run code
+
+class _Payload:
+    """Unpickling this runs ``open(marker, 'w')`` via ``builtins.exec``: what a hostile
+    .pdparams does (with os.system in the wild)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def _malicious(path, marker, checkpoint=False):
+    """A real state dict (or checkpoint) with the payload hidden among its tensors."""
+    import ppzoo
+
+    state = {k: v.numpy() for k, v in ppzoo.create_model("mobilenet_v1_x0_25").state_dict().items()}
+    state["fc.bias_extra"] = _Payload(marker)
+    obj = {"model": state, "meta": {"epoch": 1, "arch": "mobilenet_v1_x0_25"}} if checkpoint else state
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=4)
+    return path
+
+
+def test_a_pickle_that_runs_code_is_refused_and_the_payload_never_runs(tmp_path):
+    import ppzoo
+    from ppzoo.engine.checkpoint import load_checkpoint
+    from ppzoo.utils.weights import UnsafeWeightsError, read_state_dict
+
+    marker = tmp_path / "PWNED"
+    weights = _malicious(tmp_path / "evil.pdparams", marker)
+    with pytest.raises(UnsafeWeightsError, match=r"refusing to load .*evil.pdparams: it would import builtins.exec"):
+        read_state_dict(str(weights))
+    with pytest.raises(UnsafeWeightsError):
+        ppzoo.create_model("mobilenet_v1_x0_25", pretrained=str(weights))
+    ckpt = _malicious(tmp_path / "evil.pdckpt", marker, checkpoint=True)
+    with pytest.raises(UnsafeWeightsError):
+        load_checkpoint(str(ckpt), ppzoo.create_model("mobilenet_v1_x0_25"))
+    assert not marker.exists()
+    # the control: plain pickle.load of the same file does run it (so the test can fail)
+    with open(weights, "rb") as f:
+        pickle.load(f)
+    assert marker.read_text() == "ran"
+
+
+@pytest.mark.parametrize("tool", ["train_pretrained", "train_resume", "eval", "convert"])
+def test_tools_refuse_a_malicious_weight_file(tmp_path, tool):
+    marker = tmp_path / "PWNED"
+    weights = _malicious(tmp_path / "evil.pdparams", marker)
+    cfg = tiny_config(tmp_path, **{"Global.epochs": 1})
+    args = {
+        "train_pretrained": ["tools/train.py", "-c", cfg, "-o", f"Global.pretrained_model={weights}"],
+        "train_resume": ["tools/train.py", "-c", cfg, "-o",
+                         f"Global.checkpoints={_malicious(tmp_path / 'evil.pdckpt', marker, True)}"],
+        "eval": ["tools/eval.py", "-c", cfg, "-o", f"Global.pretrained_model={weights}"],
+        "convert": ["tools/convert_weights.py", "--model", "mobilenet_v1_x1_0", "--src", weights,
+                    "--dst", tmp_path / "out.pdparams"],
+    }[tool]
+    result = run_tool(*args, timeout=150)
+    assert result.returncode == 2, result.stderr
+    assert "refusing to load" in result.stderr and "builtins.exec" in result.stderr
+    assert not marker.exists()
+
+
+def test_real_checkpoints_and_paddleclas_style_pickles_still_load(tmp_path):
+    """The allow-list covers what paddle.save writes: tensors, optimizer state with its LR
+    schedule, RNG states (Python, numpy, Paddle), numpy scalars and protocol-2 pickles."""
+    from ppzoo.engine.checkpoint import load_checkpoint, save_checkpoint
+    from ppzoo.utils.weights import safe_load
+
+    model = paddle.nn.Sequential(paddle.nn.Conv2D(3, 4, 3), paddle.nn.BatchNorm2D(4))
+    opt = paddle.optimizer.Momentum(paddle.optimizer.lr.CosineAnnealingDecay(0.1, 10), parameters=model.parameters())
+    model(paddle.rand([1, 3, 8, 8])).sum().backward()
+    opt.step()
+    save_checkpoint(str(tmp_path / "latest"), model, opt, meta={"epoch": 1, "best": {"top1": np.float64(1.5)}})
+    meta = load_checkpoint(str(tmp_path / "latest"), model, opt)
+    assert meta["epoch"] == 1 and meta["best"]["top1"] == 1.5
+    reference = paddle.load(str(tmp_path / "latest.pdckpt"))
+    ours = safe_load(str(tmp_path / "latest.pdckpt"))
+    for key, value in reference["model"].items():
+        np.testing.assert_array_equal(ours["model"][key].numpy(), value.numpy())
+    paddle.save({k: v for k, v in model.state_dict().items()}, str(tmp_path / "p2.pdparams"), protocol=2)
+    assert set(safe_load(str(tmp_path / "p2.pdparams"), return_numpy=True)) == set(model.state_dict())
+
+
+def test_safetensors_round_trip_everywhere_weights_are_read(tmp_path):
+    import ppzoo
+    from ppzoo.utils.weights import read_state_dict, save_weights
+
+    model = ppzoo.create_model("mobilenet_v1_x0_25", num_classes=10)
+    path = save_weights(model, str(tmp_path / "m.safetensors"), metadata={"arch": "mobilenet_v1_x0_25"})
+    from safetensors import safe_open
+
+    with safe_open(path, framework="numpy") as f:
+        assert f.metadata() == {"arch": "mobilenet_v1_x0_25"}
+    state = read_state_dict(str(tmp_path / "m"))  # the prefix finds the .safetensors file
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(state[key], value.numpy())
+    again = ppzoo.create_model("mobilenet_v1_x0_25", num_classes=10, pretrained=path)
+    np.testing.assert_array_equal(again.state_dict()["fc.weight"].numpy(), model.state_dict()["fc.weight"].numpy())
+    (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    from ppzoo.utils.weights import WeightsError
+
+    with pytest.raises(WeightsError, match="cannot read weight file .*bad.safetensors"):
+        read_state_dict(str(tmp_path / "bad.safetensors"))
+
+
+def test_export_writes_safetensors_that_rebuild_the_model(tmp_path):
+    import ppzoo
+    from ppzoo.utils.weights import save_weights
+
+    model = ppzoo.create_model("mobilenet_v1_x0_25", num_classes=10)
+    weights = save_weights(model, str(tmp_path / "w.pdparams"))
+    cfg = tiny_config(tmp_path, **{"Global.image_shape": [3, 16, 16]})
+    result = run_tool("tools/export.py", "-c", cfg, "-o", f"Global.pretrained_model={weights}", "-o",
+                      f"Global.save_inference_dir={tmp_path / 'inf'}", "--safetensors", timeout=200)
+    assert result.returncode == 0, result.stderr
+    assert "model.safetensors" in result.stdout
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "inf" / "model.safetensors"), framework="numpy") as f:
+        meta = f.metadata()
+    assert json.loads(meta["arch"])["name"] == "mobilenet_v1_x0_25" and meta["source"] == weights
+    again = ppzoo.create_model("mobilenet_v1_x0_25", num_classes=10, pretrained=str(tmp_path / "inf" / "model"))
+    x = paddle.rand([2, 3, 16, 16])
+    model.eval(), again.eval()
+    np.testing.assert_array_equal(model(x).numpy(), again(x).numpy())

@@ -15,7 +15,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="ppzoo name (mobilenet_v2_x1_0) or PaddleClas name")
     parser.add_argument("--src", required=True, help="PaddleClas .pdparams file")
-    parser.add_argument("--dst", required=True, help="where to write the converted .pdparams")
+    parser.add_argument("--dst", required=True, help="where to write the converted weights (.pdparams, or "
+                        ".safetensors to publish them)")
     parser.add_argument("--layout", choices=["reference", "paddleclas"],
                         help="MobileNetV2 only: PaddleClas weights need (and default to) 'paddleclas'")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

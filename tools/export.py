@@ -19,16 +19,20 @@ def main():
     parser.add_argument("--random-weights", action="store_true", help="export untrained weights (no pretrained_model)")
     parser.add_argument("--batch-size", type=int, help="fix the batch dimension (default: dynamic)")
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx and check it with ONNX Runtime")
+    parser.add_argument("--safetensors", action="store_true", help="also write the weights as model.safetensors "
+                        "(the format to publish: loading it runs no code)")
     args = parser.parse_args()
 
     from ppzoo.config import load_config
     from ppzoo.export import export_from_config
 
     cfg = load_config(args.config, args.override)
-    meta = export_from_config(cfg, random_weights=args.random_weights, batch_size=args.batch_size, onnx=args.onnx)
+    meta = export_from_config(cfg, random_weights=args.random_weights, batch_size=args.batch_size, onnx=args.onnx,
+                              safetensors=args.safetensors)
     out = cfg["Global"]["save_inference_dir"]
     checks = ", ".join(f"{k} {v:.1e}" for k, v in meta.get("checks", {}).items())
-    files = "inference.json, inference.pdiparams, inference.yml" + (", model.onnx" if args.onnx else "")
+    files = ("inference.json, inference.pdiparams, inference.yml" + (", model.onnx" if args.onnx else "")
+             + (", model.safetensors" if args.safetensors else ""))
     print(f"exported {meta['model']} (input {meta['input']['shape']}) to {out}: {files}; checked against the model: "
           f"{checks}\nnext: python tools/infer.py --model-dir {out} -i IMAGE_OR_FOLDER")
     return 0

@@ -14,7 +14,7 @@ import numpy as np
 import paddle
 
 from ..utils.fileio import atomic_write, deferred_signals
-from ..utils.weights import WeightsError, load_weights
+from ..utils.weights import WeightsError, load_weights, safe_load
 
 __all__ = ["atomic_save", "save_checkpoint", "load_checkpoint", "resolve_checkpoint"]
 
@@ -105,13 +105,11 @@ def load_checkpoint(path: str, model, optimizer=None, scaler=None, hooks=None, a
     ``HookList``) get their saved states back; a saved state no hook of this run takes is
     an error (resuming without the method that wrote it would not be exact).
 
-    Raises ``WeightsError`` when the file is unreadable or belongs to another model.
+    Raises ``WeightsError`` when the file is unreadable or belongs to another model, and
+    ``UnsafeWeightsError`` when it would run code (see ``ppzoo.utils.weights.safe_load``).
     """
     path = resolve_checkpoint(path)
-    try:
-        state = paddle.load(path)
-    except Exception as e:  # paddle raises many types on corrupt files
-        raise WeightsError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    state = safe_load(path)  # refuses pickles that would run code
     if not isinstance(state, dict) or "model" not in state or "meta" not in state:
         raise WeightsError(f"{path} is not a ppzoo training checkpoint")
     meta = state["meta"]
