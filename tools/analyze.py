@@ -8,10 +8,16 @@ measured latency of zoo models, per model or per layer.
 """
 import argparse
 import os
+import signal
 import sys
 
+signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill acts as Ctrl-C from the first moment
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.cli import run  # noqa: E402
+try:
+    from ppzoo.cli import run  # noqa: E402  (imports Paddle: seconds)
+except KeyboardInterrupt:  # Ctrl-C or kill while Paddle loads
+    print("\ninterrupted", file=sys.stderr)
+    sys.exit(130)
 
 
 def main():

@@ -3,10 +3,16 @@
     python tools/eval.py -c configs/shufflenet.yaml -o Global.pretrained_model=output/shufflenet_v1_g3_x1_0/best_model
 """
 import os
+import signal
 import sys
 
+signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill acts as Ctrl-C from the first moment
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.cli import config_parser, run  # noqa: E402
+try:
+    from ppzoo.cli import config_parser, run  # noqa: E402  (imports Paddle: seconds)
+except KeyboardInterrupt:  # Ctrl-C or kill while Paddle loads
+    print("\ninterrupted", file=sys.stderr)
+    sys.exit(130)
 
 
 def main():
