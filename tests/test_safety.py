@@ -249,3 +249,192 @@ def test_export_writes_safetensors_that_rebuild_the_model(tmp_path):
     x = paddle.rand([2, 3, 16, 16])
     model.eval(), again.eval()
     np.testing.assert_array_equal(model(x).numpy(), again(x).numpy())
+
+
+# ---------------------------------------------------------------------------- nothing lost on interruption
+
+def _log(tmp_path):
+    return (out_dir(tmp_path) / "train.log").read_text()
+
+
+def test_ctrl_c_during_the_latest_save_still_writes_best_model_and_metrics(tmp_path, monkeypatch):
+    """Before: the save of latest completed, then the interrupt skipped best_model.pdparams
+    and metrics.json of the same epoch, and a resumed run never wrote best_model."""
+    from ppzoo.engine import evaluate_config, train
+
+    real_save = paddle.save
+
+    def save_then_ctrl_c(obj, path, *args, **kwargs):
+        real_save(obj, path, *args, **kwargs)
+        if os.path.basename(path).startswith("latest.pdckpt"):
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(paddle, "save", save_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config(tiny_config(tmp_path, **{"Global.epochs": 3})))
+    monkeypatch.undo()
+    out = out_dir(tmp_path)
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
+    assert (out / "best_model.pdparams").is_file() and (out / "epoch_1.pdckpt").is_file()
+    assert f"interrupted during epoch 1; epoch 1 is saved complete" in _log(tmp_path)
+    assert not [f for f in os.listdir(out) if ".tmp" in f or f.startswith(".ppzoo-commit")]
+    # the resumed run's closing line names weights that exist, and its eval command works
+    summary = train(load_config(tiny_config(tmp_path, **{"Global.epochs": 2,
+                                                         "Global.checkpoints": str(out / "latest")})))
+    closing = _log(tmp_path).strip().splitlines()[-1]
+    weights = closing.split("Global.pretrained_model=")[1].strip()
+    assert os.path.isfile(weights + ".pdparams"), closing
+    result = evaluate_config(load_config(tiny_config(tmp_path), [f"Global.pretrained_model={weights}"]))
+    if weights.endswith("best_model"):
+        assert result["top1"] == pytest.approx(summary["best"]["top1"])
+
+
+def test_resumed_elsewhere_without_a_new_best_names_the_latest_weights(tmp_path):
+    from ppzoo.engine import train
+
+    train(load_config(tiny_config(tmp_path / "a", **{"Global.epochs": 1})))
+    first = out_dir(tmp_path / "a")
+    # a learning rate of 0 cannot beat epoch 1, so this folder gets no best_model
+    cfg = tiny_config(tmp_path / "b", **{"Global.epochs": 2, "Global.checkpoints": str(first / "latest"),
+                                         "Optimizer.lr": {"name": "Constant", "learning_rate": 0.0}})
+    summary = train(load_config(cfg))
+    assert summary["best"]["epoch"] == 1 and not (out_dir(tmp_path / "b") / "best_model.pdparams").exists()
+    closing = _log(tmp_path / "b").strip().splitlines()[-1]
+    assert f"Weights: {out_dir(tmp_path / 'b') / 'latest'}.pdparams" in closing
+    assert "best_model.pdparams of the run resumed from" in closing
+
+
+KILL_DURING_SAVE = r"""
+import json, os, signal, sys
+import ppzoo.utils.fileio as fio
+from ppzoo.config import load_config
+from ppzoo.engine import train
+
+stage = sys.argv[2]
+real_write, real_commit = fio._write_temp, fio._commit
+
+def write_then_die(path, write):  # epoch 2: the first temporary file, then kill -9 (no journal yet)
+    tmp = real_write(path, write)
+    if "epoch_1.pdckpt" in os.listdir(os.path.dirname(path)) and os.path.basename(path) == "latest.pdckpt":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return tmp
+
+def commit_then_die(directory):  # epoch 2: journal written, one rename done, then kill -9
+    journal = json.load(open(os.path.join(directory, fio.JOURNAL)))
+    if any(name == "epoch_2.pdckpt" for _, name in journal["renames"]):
+        tmp, name = journal["renames"][0]
+        os.replace(os.path.join(directory, tmp), os.path.join(directory, name))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_commit(directory)
+
+if stage == "before_journal":
+    fio._write_temp = write_then_die
+else:
+    fio._commit = commit_then_die
+train(load_config(sys.argv[1]))
+"""
+
+
+@pytest.mark.parametrize("stage", ["before_journal", "after_journal"])
+def test_kill_9_during_the_epoch_save_leaves_all_old_or_all_new_files(tmp_path, stage):
+    """Before: latest.pdckpt could hold epoch 2 and latest.pdparams epoch 1, and *.tmp*
+    files stayed forever."""
+    from ppzoo.utils.weights import read_state_dict, safe_load
+
+    cfg = tiny_config(tmp_path, **{"Global.epochs": 3})
+    proc = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, cfg, stage], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    out = out_dir(tmp_path)
+    assert [f for f in os.listdir(out) if ".tmp" in f]  # the killed writer's leftovers
+    resumed = run_tool("tools/train.py", "-c", cfg, "-o", f"Global.checkpoints={out / 'latest'}", timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    log = _log(tmp_path)
+    assert "took over the lock of" in log and "is no longer running" in log
+    expected = 1 if stage == "before_journal" else 2  # the epoch whose files are complete
+    if stage == "after_journal":
+        assert "completed the save that a killed run had committed: " in log
+    assert "removed temporary files of a killed run" in log or stage == "after_journal"
+    assert f"at the end of epoch {expected}" in log
+    assert not [f for f in os.listdir(out) if ".tmp" in f or f.startswith(".ppzoo-commit")]
+    # the pair written last is consistent: same weights in latest.pdckpt and latest.pdparams
+    ckpt = safe_load(str(out / "latest.pdckpt"), return_numpy=True)
+    params = read_state_dict(str(out / "latest.pdparams"))
+    assert ckpt["meta"]["epoch"] == 3
+    for key, value in params.items():
+        np.testing.assert_array_equal(ckpt["model"][key], value, err_msg=key)
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_last_epoch(tmp_path, monkeypatch):
+    import errno
+
+    from ppzoo.engine import train
+
+    real_save, calls = paddle.save, {"n": 0}
+
+    def save_until_full(obj, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 5:  # epoch 1: latest, epoch_1 (2 files each) and best_model
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, path, *args, **kwargs)
+
+    monkeypatch.setattr(paddle, "save", save_until_full)
+    with pytest.raises(OSError, match=r"cannot write .*latest.pdckpt: No space left on device"):
+        train(load_config(tiny_config(tmp_path, **{"Global.epochs": 2})))
+    monkeypatch.undo()
+    out = out_dir(tmp_path)
+    assert "error: [Errno 28] cannot write" in _log(tmp_path)
+    assert paddle.load(str(out / "latest.pdckpt"))["meta"]["epoch"] == 1
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 1
+    assert not [f for f in os.listdir(out) if ".tmp" in f]
+
+
+# ---------------------------------------------------------------------------- one run per folder, signals
+
+def _wait_for(path, proc, seconds=240):
+    deadline = time.time() + seconds
+    while not path.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert path.exists(), proc.communicate(timeout=60)
+
+
+def test_a_second_run_into_the_same_folder_is_refused_naming_the_holder(tmp_path):
+    cfg = tiny_config(tmp_path, **{"Global.epochs": 50})
+    first = subprocess.Popen([sys.executable, "tools/train.py", "-c", cfg], cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(out_dir(tmp_path) / "train.log", first)
+        second = run_tool("tools/train.py", "-c", cfg, timeout=200)
+        assert second.returncode == 2, second.stderr
+        line = second.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"error: {out_dir(tmp_path)} is in use by another training (pid {first.pid} on ")
+        assert "choose another Global.output_dir" in line
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=300)
+    assert first.returncode == 130
+    log = _log(tmp_path)
+    assert log.count("mobilenet_v1_x0_25: ") == 1  # only the first run wrote to train.log
+    assert not (out_dir(tmp_path) / ".ppzoo.lock.json").exists()  # released on the way out
+
+
+def test_sigterm_in_the_first_second_is_an_interruption(tmp_path):
+    """Before: exit -15 with no message (the handler came only with the training session)."""
+    proc = subprocess.Popen([sys.executable, "tools/train.py", "-c", tiny_config(tmp_path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted"
+
+
+def test_the_error_that_ends_a_run_is_in_train_log(tmp_path):
+    root = make_image_tree(tmp_path / "data", classes=2, per_class=2, size=12, corrupt=("c1/1.jpg",))
+    dataset = _image_dataset(root, [{"DecodeImage": None}, NORMALIZE])
+    cfg = tiny_config(tmp_path, **{"Global.class_num": 2, "Global.epochs": 1, "Global.eval_during_train": False,
+                                   "DataLoader.Train.dataset": dataset, "DataLoader.Train.sampler.batch_size": 2})
+    result = run_tool("tools/train.py", "-c", cfg, timeout=200)
+    assert result.returncode == 2
+    error = result.stderr.strip().splitlines()[-1]
+    assert _log(tmp_path).strip().splitlines()[-1].endswith(error)

@@ -11,13 +11,13 @@ import os
 import signal
 import sys
 
-signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill acts as Ctrl-C from the first moment
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-try:
-    from ppzoo.cli import run  # noqa: E402  (imports Paddle: seconds)
-except KeyboardInterrupt:  # Ctrl-C or kill while Paddle loads
-    print("\ninterrupted", file=sys.stderr)
-    sys.exit(130)
+# Ctrl-C and kill are held while Paddle loads (raised inside its import, they would read as a
+# broken install); run() acts on them first, then both end the tool as an interruption.
+HELD = []
+for _sig in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_sig, lambda signum, frame: HELD.append(signum))
+from ppzoo.cli import run  # noqa: E402
 
 
 def main():
@@ -54,4 +54,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, held_signals=HELD)

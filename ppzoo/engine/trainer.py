@@ -19,7 +19,7 @@ import paddle.distributed as dist
 from ..compress import training_parts
 from ..data import build_batch_transforms, build_dataloader, make_batch_transform
 from ..registry import build_from_arch
-from ..utils.fileio import json_writer, recover, write_together
+from ..utils.fileio import deferred_signals, json_writer, recover, write_together
 from ..utils.hooks import HookList
 from ..utils.params import count_params
 from ..utils.runlock import RunLock
@@ -252,8 +252,9 @@ def fit(run: Run) -> dict:
             session.epoch = epoch
             record, best_model = _epoch(run, epoch, writer)
             if session.rank == 0:
-                summary = _save_epoch(run, epoch, best_model, run.elapsed_before + time.perf_counter() - started)
-                session.saved_epoch = epoch
+                with deferred_signals():  # a Ctrl-C here lands after the files and the note that they exist
+                    summary = _save_epoch(run, epoch, best_model, run.elapsed_before + time.perf_counter() - started)
+                    session.saved_epoch = epoch
         if run.hooks.finalizes:
             run.model = run.hooks.finalize(run.model)
             if session.rank == 0:

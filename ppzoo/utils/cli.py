@@ -4,8 +4,9 @@ Bad input raises ``ValueError`` (or ``OSError``) somewhere below; ``run`` turns 
 one ``error: ...`` line and exit code 2. ``--debug`` shows the full traceback instead.
 """
 import argparse
+import signal
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
 __all__ = ["run", "config_parser"]
 
@@ -21,10 +22,18 @@ def config_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run(main: Callable[[], object]) -> None:
-    """Call ``main()`` and exit with its return code (0 for ``None``), turning errors into one line."""
+def run(main: Callable[[], object], held_signals: Sequence[int] = ()) -> None:
+    """Call ``main()`` and exit with its return code (0 for ``None``), turning errors into one line.
+
+    SIGINT and SIGTERM both raise ``KeyboardInterrupt`` (so saves complete and logs close)
+    and end the tool with "interrupted" and exit code 130; ``held_signals`` are those a tool
+    received before it got here (while importing Paddle), acted on before ``main`` starts."""
     debug = "--debug" in sys.argv
     try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.default_int_handler)
+        if held_signals:
+            raise KeyboardInterrupt
         code = main()
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
