@@ -438,3 +438,62 @@ def test_the_error_that_ends_a_run_is_in_train_log(tmp_path):
     assert result.returncode == 2
     error = result.stderr.strip().splitlines()[-1]
     assert _log(tmp_path).strip().splitlines()[-1].endswith(error)
+
+
+# ---------------------------------------------------------------------------- every bad input named
+
+@pytest.mark.parametrize("tool,args,message", [
+    ("infer", ["--benchmark", "--repeat", "0"], "--repeat must be >= 1, got 0"),
+    ("infer", ["-i", "x.jpg", "--topk", "-2"], "--topk must be >= 1, got -2"),
+    ("infer", ["-i", "x.jpg", "--topk", "0"], "--topk must be >= 1, got 0"),
+    ("infer", ["--benchmark", "--threads", "-1"], "--threads must be >= 1, got -1"),
+    ("infer", ["--benchmark", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    ("analyze", ["--latency", "--repeat", "0"], "--repeat must be >= 1, got 0"),
+    ("analyze", ["--latency", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    ("analyze", ["--input-size", "0"], "--input-size must be >= 1, got 0"),
+    ("analyze", ["--latency", "--warmup", "-1"], "--warmup must be >= 0, got -1"),
+])
+def test_bad_tool_options_are_one_named_line(tool, args, message):
+    base = ["--model-dir", "nowhere"] if tool == "infer" else ["mobilenet_v1_x0_25"]
+    result = run_tool(f"tools/{tool}.py", *base, *args, timeout=150)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {message}"], result.stderr
+
+
+def test_library_calls_check_the_same_limits():
+    from ppzoo.analysis import analyze
+    from ppzoo.utils.timing import time_fn
+
+    with pytest.raises(ValueError, match="repeat >= 1"):
+        time_fn(lambda: None, repeat=0)
+    with pytest.raises(ValueError, match="input_size must be >= 1, got 0"):
+        analyze(["mobilenet_v1_x0_25"], input_size=0)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        analyze(["mobilenet_v1_x0_25"], latency=True, batch_size=0)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("Global.seed=-1", r"'Global.seed' must be >= 0, got -1"),
+    ("Global.cpu_threads=-2", r"'Global.cpu_threads' must be >= 0, got -2"),
+    ("DataLoader.Train.loader.num_workers=-1", r"'DataLoader.Train.loader.num_workers' must be >= 0"),
+    ("Optimizer.lr.learning_rate=-0.1", r"learning_rate must be >= 0, got -0.1"),
+    ("Optimizer.lr.warmup_epoch=-1", r"warmup_epoch must be >= 0, got -1"),
+    ("Optimizer.lr={name: Cosine, learning_rate: 0.1, warmup_epoch: 1, warmup_start_lr: 0.5}",
+     r"warmup_start_lr must be in \[0, learning_rate=0.1\]"),
+    ("Infer.PostProcess.topk=-1", r"'Infer.PostProcess.topk' must be >= 1, got -1"),
+])
+def test_bad_values_are_refused_before_the_run_naming_the_key(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(tiny_config(tmp_path), [override])
+    assert str(info.value).startswith(f"-o {override}")
+
+
+def test_bad_values_end_train_py_with_one_line_and_exit_2(tmp_path):
+    """Before: Global.seed=-1 was a TypeError from manual_seed, num_workers=-1 an
+    AssertionError: exit 1 'unexpected ...'."""
+    cfg = tiny_config(tmp_path)
+    for override in ("Global.seed=-1", "DataLoader.Train.loader.num_workers=-1"):
+        result = run_tool("tools/train.py", "-c", cfg, "-o", override, timeout=150)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: -o {override}: "), result.stderr

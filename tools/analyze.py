@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELD = []
 for _sig in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_sig, lambda signum, frame: HELD.append(signum))
-from ppzoo.cli import run  # noqa: E402
+from ppzoo.utils.cli import check_minimums, run  # noqa: E402
 
 
 def main():
@@ -38,6 +38,7 @@ def main():
                         "MAdds (and vs latency with --latency)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args()
+    check_minimums(args, {"input_size": 1, "batch_size": 1, "threads": 1, "warmup": 0, "repeat": 1})
 
     from ppzoo.analysis import analyze, format_report, resolve_models
 

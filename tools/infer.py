@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 HELD = []
 for _sig in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_sig, lambda signum, frame: HELD.append(signum))
-from ppzoo.cli import run  # noqa: E402
+from ppzoo.utils.cli import check_minimums, run  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,6 +38,7 @@ def main():
     args = parser.parse_args()
     if not args.benchmark and not args.input:
         parser.error("give -i IMAGE/FOLDER/LIST, or --benchmark")
+    check_minimums(args, {"topk": 1, "batch_size": 1, "threads": 1, "warmup": 0, "repeat": 1})
 
     from ppzoo.inference import Predictor, accuracy, collect_images
 

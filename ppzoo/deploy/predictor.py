@@ -49,6 +49,8 @@ class Predictor:
 
     def __init__(self, model_dir: str, device: str = "cpu", threads: Optional[int] = None, onednn: bool = True,
                  tensorrt: bool = False, gpu_id: int = 0):
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 (or None: one per core), got {threads}")
         self.meta = read_metadata(model_dir)
         config = paddle_infer.Config(os.path.join(model_dir, "inference.json"),
                                      os.path.join(model_dir, "inference.pdiparams"))
@@ -127,6 +129,8 @@ class Predictor:
             images = [images]
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if topk is not None and topk < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
         topk = topk or self.meta["PostProcess"].get("topk", 5)
         fixed = self.input_shape[0]
         batch_size = min(batch_size, fixed) if fixed else batch_size

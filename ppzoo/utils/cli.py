@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Callable, Sequence
 
-__all__ = ["run", "config_parser"]
+__all__ = ["run", "config_parser", "check_minimums"]
 
 
 def config_parser(doc: str) -> argparse.ArgumentParser:
@@ -20,6 +20,15 @@ def config_parser(doc: str) -> argparse.ArgumentParser:
                         help="override a config value, e.g. -o Global.epochs=5 (repeatable)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
+
+
+def check_minimums(args: argparse.Namespace, minimums: dict) -> None:
+    """Raise ``ValueError`` naming the first option below its minimum, e.g.
+    ``check_minimums(args, {"topk": 1, "warmup": 0})``; options not given (``None``) pass."""
+    for name, minimum in minimums.items():
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
 
 
 def run(main: Callable[[], object], held_signals: Sequence[int] = ()) -> None:
