@@ -105,7 +105,7 @@ class ImageDataset(paddle.io.Dataset):
         return np.ascontiguousarray(img), np.int64(label)
 
 
-def _text_lines(path: str):
+def text_lines(path: str):
     """``(number, line)`` of a UTF-8 text file (a BOM is allowed); a line that is not
     UTF-8 raises ``ValueError`` naming the file and line."""
     with open(path, "rb") as f:
@@ -191,7 +191,7 @@ class ImageNetDataset(ImageDataset):
             raise ValueError(f"cls_label_path not found: {cls_label_path}")
         self.image_root, self.cls_label_path = image_root, cls_label_path
         self.paths, self.lines = [], []
-        for number, line in _text_lines(cls_label_path):
+        for number, line in text_lines(cls_label_path):
             if not line.strip():
                 continue
             parts = line.strip().split(delimiter)
@@ -227,7 +227,7 @@ def _read_class_names(path: str) -> List[str]:
     if not os.path.isfile(path):
         raise ValueError(f"class name file not found: {path}")
     names = {}
-    for number, line in _text_lines(path):
+    for number, line in text_lines(path):
         if line.strip():
             label, _, name = line.strip().partition(" ")
             if not label.isdigit():

@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..utils.timing import time_fn
 from ..data import BadImageError, build_transforms
-from ..data.datasets import IMAGE_EXTENSIONS
+from ..data.datasets import IMAGE_EXTENSIONS, text_lines
 from .export import ExportError, read_metadata
 
 __all__ = ["Predictor", "collect_images", "accuracy"]
@@ -181,14 +181,13 @@ def collect_images(source: str, image_root: Optional[str] = None):
                          "(.txt with 'path label' lines)")
     root = image_root or os.path.dirname(source)
     paths, labels = [], []
-    with open(source, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                *path, label = line.split()
-                if not path or not label.lstrip("-").isdigit():
-                    raise ValueError(f"{source}:{number}: expected 'relative/path.jpg label', got {line.strip()!r}")
-                paths.append(os.path.join(root, " ".join(path)))
-                labels.append(int(label))
+    for number, line in text_lines(source):  # a line that is not UTF-8 is an error naming it
+        if line.strip():
+            *path, label = line.split()
+            if not path or not label.lstrip("-").isdigit():
+                raise ValueError(f"{source}:{number}: expected 'relative/path.jpg label', got {line.strip()!r}")
+            paths.append(os.path.join(root, " ".join(path)))
+            labels.append(int(label))
     if not paths:
         raise ValueError(f"{source} lists no images")
     return paths, labels
