@@ -341,7 +341,8 @@ def test_kill_9_during_the_epoch_save_leaves_all_old_or_all_new_files(tmp_path, 
     files stayed forever."""
     from ppzoo.utils.weights import read_state_dict, safe_load
 
-    cfg = tiny_config(tmp_path, **{"Global.epochs": 3})
+    cfg = tiny_config(tmp_path, **{"Global.epochs": 3, "Global.eval_during_train": False,
+                                   "DataLoader.Train.dataset.val_fraction": 0.95})  # 90 images, no eval: fast
     proc = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, cfg, stage], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr

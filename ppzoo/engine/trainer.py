@@ -70,12 +70,12 @@ def _session(cfg: dict, log_name: Optional[str]):
         dist.init_parallel_env()
     rank = dist.get_rank()
     out_dir = output_dir_of(cfg)
+    lock = RunLock(out_dir).acquire() if log_name and rank == 0 else None  # before anything is written
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
-    lock = RunLock(out_dir).acquire() if log_name and rank == 0 else None
-    logger = setup_logger(os.path.join(out_dir, log_name) if log_name else None, rank)
-    session = None
+    logger, session = None, None
     try:
+        logger = setup_logger(os.path.join(out_dir, log_name) if log_name else None, rank)
         if lock is not None:
             _recover(out_dir, lock, logger)
         device = select_device(g["device"], logger)
@@ -85,17 +85,18 @@ def _session(cfg: dict, log_name: Optional[str]):
         session = _Session(world, rank, device, threads, out_dir, logger)
         yield session
     except KeyboardInterrupt:
-        if log_name:
+        if log_name and logger is not None:
             logger.info(_interrupted_line(session, out_dir))
         raise
     except Exception as e:
-        if log_name:
+        if log_name and logger is not None:
             log_to_file(logger, e)
         raise
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-        close_logger(logger)
+        if logger is not None:
+            close_logger(logger)
         if lock is not None:
             lock.release()
 
