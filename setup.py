@@ -26,6 +26,11 @@ setup(
         "visualdl",
         # the built-in default data set (8x8 handwritten digits) ships inside scikit-learn
         "scikit-learn",
+        # the weight format that runs no code when loaded (export --safetensors, weights from
+        # strangers); a required dependency because the safe path must work in every install
+        "safetensors>=0.4",
+        # the lock that keeps two trainings out of one output folder
+        "filelock>=3.12",
     ],
     extras_require={
         "cpu": [f"paddlepaddle{PADDLE}"],

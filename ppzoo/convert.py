@@ -22,11 +22,9 @@ import sys
 from typing import Dict, Tuple
 
 import numpy as np
-import paddle
 
 from .registry import create_model, list_models, model_arguments, model_info, resolve_name
-from .utils.fileio import atomic_write
-from .utils.weights import WeightsError, read_state_dict
+from .utils.weights import WeightsError, read_state_dict, save_weights
 
 __all__ = ["convert_paddleclas", "convert_paddleclas_file", "paddleclas_keys", "convertible_models"]
 
@@ -102,5 +100,5 @@ def convert_paddleclas_file(name: str, src: str, dst: str) -> Dict:
     """Convert the PaddleClas weight file ``src`` for model ``name`` and write ``dst``
     atomically. Returns the model kwargs the weights need."""
     converted, kwargs = convert_paddleclas(read_state_dict(src), name, source=src)
-    atomic_write(dst, lambda tmp: paddle.save({k: paddle.to_tensor(v) for k, v in converted.items()}, tmp))
+    save_weights(converted, dst)  # .pdparams or .safetensors, by dst's suffix
     return kwargs

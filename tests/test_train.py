@@ -114,14 +114,14 @@ def test_a_signal_during_a_save_waits_until_both_files_are_written(tmp_path, mon
     prefix = str(tmp_path / "latest")
     seen = []  # which files existed when the signal was handled
     previous = signal.signal(signal.SIGTERM, lambda *_: seen.append(sorted(os.listdir(tmp_path))))
-    real_save = ckpt.atomic_save
+    real_save = paddle.save
 
-    def save_then_signal(obj, path):
-        real_save(obj, path)
-        if path.endswith(ckpt.CKPT_SUFFIX):  # between the two files
+    def save_then_signal(obj, path, *args, **kwargs):
+        real_save(obj, path, *args, **kwargs)
+        if ckpt.CKPT_SUFFIX in path:  # between the two files
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(ckpt, "atomic_save", save_then_signal)
+    monkeypatch.setattr(paddle, "save", save_then_signal)
     try:
         ckpt.save_checkpoint(prefix, model, meta={"epoch": 1})
     finally:
@@ -130,23 +130,40 @@ def test_a_signal_during_a_save_waits_until_both_files_are_written(tmp_path, mon
 
 
 def test_ctrl_c_and_kill_leave_a_loadable_checkpoint(tmp_path):
+    """The timeouts only catch a hang: a loaded machine (2 shared cores) can take a minute
+    to finish the step, the save a signal waits for, and Paddle's exit; the asserts are
+    about what is left, not how fast."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         run_dir = tmp_path / sig.name
-        cfg = tiny_config(run_dir, **{"Global.epochs": 50})
+        cfg = tiny_config(run_dir, **{"Global.epochs": 50, "Global.cpu_threads": 1})
         proc = subprocess.Popen([sys.executable, "tools/train.py", "-c", cfg], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        latest = out_dir(run_dir) / "latest.pdckpt"
-        deadline = time.time() + 120
-        while not latest.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        time.sleep(0.5)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 130, err
+        try:
+            latest = out_dir(run_dir) / "latest.pdckpt"
+            deadline = time.time() + 300
+            while not latest.exists() and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.2)
+            assert latest.exists() and proc.poll() is None, "no epoch finished in 300 s"
+            time.sleep(0.5)
+            sent = time.time()
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        assert proc.returncode == 130, f"{err} (exit {proc.returncode} after {time.time() - sent:.0f} s)"
         assert err.strip().splitlines()[-1] == "interrupted"
         state = paddle.load(str(latest))
-        assert state["meta"]["epoch"] >= 1
-        assert not [f for f in os.listdir(out_dir(run_dir)) if ".tmp" in f]
+        saved = state["meta"]["epoch"]
+        assert saved >= 1
+        out = out_dir(run_dir)
+        assert not [f for f in os.listdir(out) if ".tmp" in f]
+        # the epoch's other files are from the same epoch, and the log says how to go on
+        assert json.loads((out / "metrics.json").read_text())["epochs"] == saved
+        assert (out / "best_model.pdparams").is_file()
+        log = (out / "train.log").read_text().strip().splitlines()
+        assert f"epoch {saved} is saved complete" in log[-1] and f"Global.checkpoints={out / 'latest'}" in log[-1]
 
 
 @pytest.mark.parametrize("case,args,message", [

@@ -8,11 +8,10 @@ measured latency of zoo models, per model or per layer.
     python tools/analyze.py alexnet alexnet_single --roofline --profile --batch-size 8
 """
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.utils.cli import run  # noqa: E402
+from _bootstrap import HELD  # noqa: E402  (first: sys.path, signals held while Paddle loads)
+from ppzoo.utils.cli import check_minimums, run  # noqa: E402
 
 
 def main():
@@ -38,6 +37,7 @@ def main():
                         "operator group and model")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args()
+    check_minimums(args, {"input_size": 1, "batch_size": 1, "threads": 1, "warmup": 0, "repeat": 1})
 
     from ppzoo.analysis import analyze, format_report, resolve_models
 
@@ -58,4 +58,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, held_signals=HELD)

@@ -6,10 +6,9 @@
 Writes output_dir/<arch>/compress/<k>_<stage>/ per stage and report.json / report.md
 (docs/compression.md). A rerun resumes at the first unfinished stage.
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _bootstrap import HELD  # noqa: E402  (first: sys.path, signals held while Paddle loads)
 from ppzoo.utils.cli import config_parser, run  # noqa: E402
 
 
@@ -32,4 +31,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, held_signals=HELD)

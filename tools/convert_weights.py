@@ -4,10 +4,9 @@
         --dst mobilenet_v1_x1_0.pdparams
 """
 import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _bootstrap import HELD  # noqa: E402  (first: sys.path, signals held while Paddle loads)
 from ppzoo.utils.cli import run  # noqa: E402
 
 
@@ -15,7 +14,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="ppzoo name (mobilenet_v2_x1_0) or PaddleClas name")
     parser.add_argument("--src", required=True, help="PaddleClas .pdparams file")
-    parser.add_argument("--dst", required=True, help="where to write the converted .pdparams")
+    parser.add_argument("--dst", required=True, help="where to write the converted weights (.pdparams, or "
+                        ".safetensors to publish them)")
     parser.add_argument("--layout", choices=["reference", "paddleclas"],
                         help="MobileNetV2, SqueezeNet, ResNet: PaddleClas weights need (and default to) 'paddleclas'")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -32,4 +32,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, held_signals=HELD)

@@ -5,7 +5,7 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _bootstrap import HELD  # noqa: E402  (first: sys.path, signals held while Paddle loads)
 from ppzoo.utils.cli import config_parser, run  # noqa: E402
 
 
@@ -33,4 +33,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, held_signals=HELD)

@@ -7,10 +7,9 @@
 The input size comes from Global.image_shape, preprocessing from Infer.transforms, class
 names from Infer.PostProcess.class_id_map_file (or the eval set's class_names_path).
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _bootstrap import HELD  # noqa: E402  (first: sys.path, signals held while Paddle loads)
 from ppzoo.utils.cli import config_parser, run  # noqa: E402
 
 
@@ -19,20 +18,24 @@ def main():
     parser.add_argument("--random-weights", action="store_true", help="export untrained weights (no pretrained_model)")
     parser.add_argument("--batch-size", type=int, help="fix the batch dimension (default: dynamic)")
     parser.add_argument("--onnx", action="store_true", help="also write model.onnx and check it with ONNX Runtime")
+    parser.add_argument("--safetensors", action="store_true", help="also write the weights as model.safetensors "
+                        "(the format to publish: loading it runs no code)")
     args = parser.parse_args()
 
     from ppzoo.config import load_config
     from ppzoo.deploy.export import export_from_config
 
     cfg = load_config(args.config, args.override)
-    meta = export_from_config(cfg, random_weights=args.random_weights, batch_size=args.batch_size, onnx=args.onnx)
+    meta = export_from_config(cfg, random_weights=args.random_weights, batch_size=args.batch_size, onnx=args.onnx,
+                              safetensors=args.safetensors)
     out = cfg["Global"]["save_inference_dir"]
     checks = ", ".join(f"{k} {v:.1e}" for k, v in meta.get("checks", {}).items())
-    files = "inference.json, inference.pdiparams, inference.yml" + (", model.onnx" if args.onnx else "")
+    files = ("inference.json, inference.pdiparams, inference.yml" + (", model.onnx" if args.onnx else "")
+             + (", model.safetensors" if args.safetensors else ""))
     print(f"exported {meta['model']} (input {meta['input']['shape']}) to {out}: {files}; checked against the model: "
           f"{checks}\nnext: python tools/infer.py --model-dir {out} -i IMAGE_OR_FOLDER")
     return 0
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, held_signals=HELD)

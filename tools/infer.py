@@ -7,11 +7,10 @@
 """
 import argparse
 import json
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.utils.cli import run  # noqa: E402
+from _bootstrap import HELD  # noqa: E402  (first: sys.path, signals held while Paddle loads)
+from ppzoo.utils.cli import check_minimums, run  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -32,6 +31,7 @@ def main():
     args = parser.parse_args()
     if not args.benchmark and not args.input:
         parser.error("give -i IMAGE/FOLDER/LIST, or --benchmark")
+    check_minimums(args, {"topk": 1, "batch_size": 1, "threads": 1, "warmup": 0, "repeat": 1})
 
     from ppzoo.deploy.predictor import Predictor, accuracy, collect_images
 
@@ -70,4 +70,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, held_signals=HELD)

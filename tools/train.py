@@ -4,10 +4,9 @@
     python tools/train.py -c configs/cifar10/mobilenet_v2.yaml -o Global.epochs=30 -o Optimizer.lr.learning_rate=0.05
     python -m paddle.distributed.launch --nproc_per_node 2 tools/train.py -c configs/shufflenet.yaml
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _bootstrap import HELD  # noqa: E402  (first: sys.path, signals held while Paddle loads)
 from ppzoo.utils.cli import config_parser, run  # noqa: E402
 
 
@@ -29,4 +28,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, held_signals=HELD)

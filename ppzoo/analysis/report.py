@@ -42,6 +42,12 @@ def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: boo
     ``"deployed"`` (see :func:`ppzoo.analysis.roofline.deployed_figures`: measured peak and
     bandwidth, predictor latency timed round-robin over all models, roofline bound and, with
     ``profile``, the predictor's per-operator time) at ``batch_size``."""
+    if input_size is not None and input_size < 1:
+        raise ValueError(f"input_size must be >= 1, got {input_size}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 (or None: one per core), got {threads}")
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
     if batch_size < 1:

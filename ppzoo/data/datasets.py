@@ -62,25 +62,38 @@ class ImageDataset(paddle.io.Dataset):
         return f"sample {idx}"
 
     def check_image(self, idx: int) -> None:
-        """Raise the :class:`BadImageError` of sample ``idx``, naming its file."""
+        """Raise the :class:`BadImageError` of sample ``idx``, naming its file (and the
+        transform that failed). Called in the main process for a sample a loader worker
+        reported as bad; the sample's seed is the worker's, so random crops fail again."""
+        raise BadImageError(f"{self.describe(idx)}: {self.error_of(idx)} (set skip_bad_images: true in the dataset "
+                            "to skip and count such files)")
+
+    def error_of(self, idx: int) -> str:
+        """Why sample ``idx`` cannot be loaded and transformed (redone with its seed)."""
         try:
-            self.transform(self._load(idx)[0])
-        except BadImageError as e:
-            raise BadImageError(f"{self.describe(idx)}: {e} (set skip_bad_images: true in the dataset to skip "
-                                "and count such files)") from None
+            self._transformed(idx)
+        except Exception as e:  # noqa: BLE001 -- __getitem__ turned the same error into (None, idx)
+            return str(e) if isinstance(e, BadImageError) else f"cannot load sample: {type(e).__name__}: {e}"
+        return ("failed in a data loader worker but not when retried in the main process (a transform that is not "
+                "reproducible?); rerun with loader.num_workers: 0")
+
+    def _transformed(self, idx: int):
+        with _seeded(self.seed, self.epoch, int(idx)):
+            img, label = self._load(idx)
+            return self.transform(img), label
 
     def _load(self, idx: int):
         raise NotImplementedError
 
     def __getitem__(self, idx):
-        """``(image, label)``, or ``(None, idx)`` for an image that cannot be decoded: a
-        loader worker cannot raise a readable error, so the loader raises it (or counts
-        the skip) in the main process; see :meth:`check_image`."""
+        """``(image, label)``, or ``(None, idx)`` for an image that cannot be read, decoded
+        or transformed. Nothing may raise here: Paddle's loader thread (``num_workers: 0``)
+        dies on an exception and leaves the main process waiting forever, and a worker
+        process ends the run with a traceback that names no file. So the loader raises the
+        error (or counts the skip) in the main process; see :meth:`check_image`."""
         try:
-            with _seeded(self.seed, self.epoch, int(idx)):
-                img, label = self._load(idx)
-                img = self.transform(img)
-        except BadImageError:
+            img, label = self._transformed(idx)
+        except Exception:  # noqa: BLE001 -- raising here would hang (num_workers 0) or kill the loader
             return None, np.int64(idx)
         if isinstance(img, paddle.Tensor):
             img = img.numpy()
@@ -90,6 +103,18 @@ class ImageDataset(paddle.io.Dataset):
         elif not self.transform.chw:
             img = img.transpose(2, 0, 1)
         return np.ascontiguousarray(img), np.int64(label)
+
+
+def text_lines(path: str):
+    """``(number, line)`` of a UTF-8 text file (a BOM is allowed); a line that is not
+    UTF-8 raises ``ValueError`` naming the file and line."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                yield number, raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}:{number}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1});"
+                                 " save the file as UTF-8") from None
 
 
 @lru_cache(maxsize=4)
@@ -166,21 +191,20 @@ class ImageNetDataset(ImageDataset):
             raise ValueError(f"cls_label_path not found: {cls_label_path}")
         self.image_root, self.cls_label_path = image_root, cls_label_path
         self.paths, self.lines = [], []
-        with open(cls_label_path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                parts = line.strip().split(delimiter)
-                try:
-                    label = int(parts[-1])
-                except ValueError:
-                    label = None
-                if len(parts) < 2 or label is None:
-                    raise ValueError(f"{cls_label_path}:{number}: expected 'relative/path.jpg label', "
-                                     f"got {line.strip()!r}")
-                self.paths.append((delimiter or " ").join(parts[:-1]))
-                self.labels.append(label)
-                self.lines.append(number)
+        for number, line in text_lines(cls_label_path):
+            if not line.strip():
+                continue
+            parts = line.strip().split(delimiter)
+            try:
+                label = int(parts[-1])
+            except ValueError:
+                label = None
+            if len(parts) < 2 or label is None:
+                raise ValueError(f"{cls_label_path}:{number}: expected 'relative/path.jpg label', "
+                                 f"got {line.strip()!r}")
+            self.paths.append((delimiter or " ").join(parts[:-1]))
+            self.labels.append(label)
+            self.lines.append(number)
         if not self.paths:
             raise ValueError(f"cls_label_path is empty: {cls_label_path}")
         if class_names_path:
@@ -203,13 +227,12 @@ def _read_class_names(path: str) -> List[str]:
     if not os.path.isfile(path):
         raise ValueError(f"class name file not found: {path}")
     names = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                label, _, name = line.strip().partition(" ")
-                if not label.isdigit():
-                    raise ValueError(f"{path}:{number}: expected 'label name', got {line.strip()!r}")
-                names[int(label)] = name.strip() or label
+    for number, line in text_lines(path):
+        if line.strip():
+            label, _, name = line.strip().partition(" ")
+            if not label.isdigit():
+                raise ValueError(f"{path}:{number}: expected 'label name', got {line.strip()!r}")
+            names[int(label)] = name.strip() or label
     return [names.get(i, str(i)) for i in range(max(names) + 1)] if names else []
 
 

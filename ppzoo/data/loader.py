@@ -25,23 +25,35 @@ def build_dataset(cfg: dict, num_classes: Optional[int] = None) -> ImageDataset:
     return dataset
 
 
+_UNSTACKABLE = -2  # ``bad`` of a batch whose images differ in shape
+
+
 def collate(batch):
     """Stack the samples; undecodable ones arrive as ``(None, index)``. Returns (images,
     labels, bad), where ``bad`` holds the indices of undecodable samples padded with -1 to
     the batch length (Paddle's shared-memory loader cannot pass empty arrays), and a batch
-    with no good image gets a 2-D placeholder that :class:`ImageLoader` drops."""
+    with no good image gets a 2-D placeholder that :class:`ImageLoader` drops.
+
+    Never raises (an exception here would hang or kill the loader, see
+    ``ImageDataset.__getitem__``): images of different shapes give the placeholder and
+    ``bad = -2`` for every sample, which :class:`ImageLoader` reports."""
     good = [s for s in batch if s[0] is not None]
     bad = np.full(len(batch), -1, dtype="int64")
     bad[:len(batch) - len(good)] = [int(s[1]) for s in batch if s[0] is None]
+    placeholder = np.zeros([1, 1], dtype="float32"), np.zeros([1], dtype="int64")
     if not good:
-        return np.zeros([1, 1], dtype="float32"), np.zeros([1], dtype="int64"), bad
+        return (*placeholder, bad)
+    if len({s[0].shape for s in good}) > 1:
+        return (*placeholder, np.full(len(batch), _UNSTACKABLE, dtype="int64"))
     return np.stack([s[0] for s in good]), np.stack([s[1] for s in good]), bad
 
 
 class ImageLoader:
     """A ``paddle.io.DataLoader`` yielding ``(images, labels, skipped)``. Undecodable images
-    stop the run with the file's name (raised here, in the main process), or are skipped
-    and counted when the dataset has ``skip_bad_images: true``."""
+    (or images a transform fails on) stop the run with the file's name and the transform,
+    raised here in the main process, or are skipped and counted when the dataset has
+    ``skip_bad_images: true``. A pass in which every image was skipped is an error: there
+    is nothing to train or evaluate on."""
 
     def __init__(self, loader: paddle.io.DataLoader, dataset: ImageDataset):
         self.loader, self.dataset = loader, dataset
@@ -51,12 +63,43 @@ class ImageLoader:
         return len(self.loader)
 
     def __iter__(self):
+        good = skipped = 0
+        first_bad = None
         for images, labels, bad in self.loader:
             bad = np.asarray(bad).reshape(-1)
+            if len(bad) and bad.min() == _UNSTACKABLE:
+                self._unstackable()
             bad = bad[bad >= 0]
             if len(bad) and not self.dataset.skip_bad_images:
                 self.dataset.check_image(int(bad[0]))
-            yield (images if images.ndim == 4 else None), labels, len(bad)
+            images = images if images.ndim == 4 else None
+            good += 0 if images is None else images.shape[0]
+            skipped += len(bad)
+            if first_bad is None and len(bad):
+                first_bad = int(bad[0])
+            yield images, labels, len(bad)
+        if skipped and not good:
+            raise ValueError(f"all {skipped} images of this pass over {type(self.dataset).__name__} were unreadable "
+                             f"and skipped (first: {self.dataset.describe(first_bad)}: "
+                             f"{self.dataset.error_of(first_bad)}); nothing to train or evaluate on: check the data "
+                             "paths and transform_ops")
+
+    def _unstackable(self) -> None:
+        """Name two samples of different shapes (the first found, in index order)."""
+        shapes = {}
+        for idx in range(len(self.dataset)):
+            image = self.dataset[idx][0]
+            if image is not None:
+                shapes.setdefault(tuple(image.shape), idx)
+            if len(shapes) == 2:
+                break
+        if len(shapes) < 2:  # random crops of several sizes: found only in the batch itself
+            raise ValueError(f"images of one batch of {type(self.dataset).__name__} differ in shape; give "
+                             "transform_ops a ResizeImage/RandCropImage/CropImage to one size")
+        (shape_a, a), (shape_b, b) = list(shapes.items())[:2]
+        raise ValueError(f"images of one batch differ in shape: {self.dataset.describe(a)} is "
+                         f"{'x'.join(map(str, shape_a))} but {self.dataset.describe(b)} is {'x'.join(map(str, shape_b))}"
+                         "; give transform_ops a ResizeImage/RandCropImage/CropImage to one size")
 
 
 def build_dataloader(cfg: dict, train: bool, num_classes: Optional[int], world_size: int = 1, rank: int = 0):

@@ -30,7 +30,7 @@ _INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "lanczos", "hamming"
 
 
 class BadImageError(ValueError):
-    """An image file that cannot be decoded."""
+    """An image that cannot be decoded, or that a transform fails on."""
 
 
 def _to_pil(img):
@@ -66,7 +66,9 @@ class DecodeImage:
             try:
                 img = Image.open(io.BytesIO(img))
                 img.load()
-            except (UnidentifiedImageError, OSError, ValueError) as e:
+            except UnidentifiedImageError:  # its message names the BytesIO object, not the file
+                raise BadImageError("cannot decode image: not in a format PIL reads, or corrupt") from None
+            except (OSError, ValueError) as e:
                 raise BadImageError(f"cannot decode image: {e}") from None
         img = _to_pil(img).convert("RGB")
         if not self.to_rgb:
@@ -229,20 +231,31 @@ _CHW_OPS = ("ToCHWImage", "ToTensor", "Transpose")
 
 
 class Compose:
-    """Apply transform ops in order; ``chw`` tells whether the output is already CHW."""
+    """Apply transform ops in order; ``chw`` tells whether the output is already CHW.
 
-    def __init__(self, ops: list, chw: bool):
+    Any error of an op (a crop larger than the image, a bad array) is raised as
+    :class:`BadImageError` naming the op, so the data loader can name the file and the
+    transform (or skip the image) instead of failing with the op's bare message.
+    """
+
+    def __init__(self, ops: list, chw: bool, names: Optional[List[str]] = None):
         self.ops, self.chw = ops, chw
+        self.names = list(names) if names is not None else [type(op).__name__ for op in ops]
 
     def __call__(self, img):
-        for op in self.ops:
-            img = op(img)
+        for name, op in zip(self.names, self.ops):
+            try:
+                img = op(img)
+            except BadImageError:
+                raise
+            except Exception as e:  # noqa: BLE001 -- any failure on one image is that image's error
+                raise BadImageError(f"transform {name} failed: {type(e).__name__}: {e}") from e
         return img
 
 
 def build_transforms(op_list: Optional[list]) -> Compose:
     """``[{"DecodeImage": {...}}, {"ToCHWImage": None}, ...]`` -> :class:`Compose`."""
-    ops, chw = [], False
+    ops, names, chw = [], [], False
     for entry in op_list or []:
         name, params = next(iter(entry.items())) if isinstance(entry, dict) else (entry, None)
         if name not in TRANSFORMS:
@@ -252,13 +265,14 @@ def build_transforms(op_list: Optional[list]) -> Compose:
             ops.append(TRANSFORMS[name](**(params or {})))
         except (TypeError, ValueError) as e:
             raise ValueError(f"transform {name}: {e}") from None
+        names.append(str(name))
         if name in _CHW_OPS:
             chw = True
         elif name == "NormalizeImage":
             chw = ops[-1].chw
         elif name == "DecodeImage":
             chw = bool((params or {}).get("channel_first", False))
-    return Compose(ops, chw)
+    return Compose(ops, chw, names)
 
 
 def _one_hot(labels: paddle.Tensor, num_classes: int) -> paddle.Tensor:

@@ -12,6 +12,7 @@ A model folder holds everything inference needs:
 After writing, the exported program is run by ``paddle.inference`` (and ONNX Runtime) on
 a random batch and compared with the dygraph model; the differences go into the metadata.
 """
+import json
 import os
 import subprocess
 import sys
@@ -229,14 +230,17 @@ def _eval_preprocess(cfg: dict) -> Optional[list]:
 
 
 def export_from_config(cfg: dict, random_weights: bool = False, batch_size: Optional[int] = None,
-                       onnx: bool = False) -> dict:
+                       onnx: bool = False, safetensors: bool = False) -> dict:
     """What ``tools/export.py`` does: build ``Arch``, load ``Global.pretrained_model``, take
     the input size from ``Global.image_shape``, preprocessing from ``Infer.transforms``
     (else the eval set's transforms, else resize/crop/normalise with the model's mean and
     std), class names from ``Infer.PostProcess.class_id_map_file`` (or the eval set's
-    ``class_names_path``), and export to ``Global.save_inference_dir``."""
+    ``class_names_path``), and export to ``Global.save_inference_dir``. With
+    ``safetensors`` the weights are also written there as ``model.safetensors`` (the
+    format to publish: loading it runs no code), with the model name and config in its
+    metadata."""
     from ..data.datasets import _read_class_names
-    from ..utils.weights import load_weights
+    from ..utils.weights import load_weights, save_weights
 
     g, arch = cfg["Global"], cfg["Arch"]
     weights = g["pretrained_model"]
@@ -252,8 +256,15 @@ def export_from_config(cfg: dict, random_weights: bool = False, batch_size: Opti
                                                                                           *_norm_crop(arch["name"]))
     names_file = post.get("class_id_map_file") or (
         cfg.get("DataLoader", {}).get("Eval", {}).get("dataset", {}).get("class_names_path"))
-    return export_model(model, g["save_inference_dir"], g["image_shape"], name=arch["name"],
+    meta = export_model(model, g["save_inference_dir"], g["image_shape"], name=arch["name"],
                         add_softmax=arch.get("infer_add_softmax", False), batch_size=batch_size,
                         preprocess=preprocess,
                         topk=post.get("topk", 5), class_names=_read_class_names(names_file) if names_file else None,
                         onnx=onnx)
+    if safetensors:
+        # the training weights (for ppzoo.create_model(..., pretrained=...)), not the inference graph
+        path = save_weights(model, os.path.join(g["save_inference_dir"], "model.safetensors"), metadata={
+            "format": "ppzoo", "arch": json.dumps({k: v for k, v in arch.items() if v is not None}),
+            "source": str(weights or "random weights")})
+        meta["safetensors"] = path
+    return meta

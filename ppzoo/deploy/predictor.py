@@ -15,7 +15,7 @@ from PIL import Image
 
 from ..utils.timing import time_fn
 from ..data import BadImageError, build_transforms
-from ..data.datasets import IMAGE_EXTENSIONS
+from ..data.datasets import IMAGE_EXTENSIONS, text_lines
 from .export import ExportError, read_metadata
 
 __all__ = ["Predictor", "collect_images", "accuracy"]
@@ -49,6 +49,8 @@ class Predictor:
 
     def __init__(self, model_dir: str, device: str = "cpu", threads: Optional[int] = None, onednn: bool = True,
                  tensorrt: bool = False, gpu_id: int = 0):
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1 (or None: one per core), got {threads}")
         self.meta = read_metadata(model_dir)
         config = paddle_infer.Config(os.path.join(model_dir, "inference.json"),
                                      os.path.join(model_dir, "inference.pdiparams"))
@@ -127,6 +129,8 @@ class Predictor:
             images = [images]
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if topk is not None and topk < 1:
+            raise ValueError(f"topk must be >= 1, got {topk}")
         topk = topk or self.meta["PostProcess"].get("topk", 5)
         fixed = self.input_shape[0]
         batch_size = min(batch_size, fixed) if fixed else batch_size
@@ -177,14 +181,13 @@ def collect_images(source: str, image_root: Optional[str] = None):
                          "(.txt with 'path label' lines)")
     root = image_root or os.path.dirname(source)
     paths, labels = [], []
-    with open(source, encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            if line.strip():
-                *path, label = line.split()
-                if not path or not label.lstrip("-").isdigit():
-                    raise ValueError(f"{source}:{number}: expected 'relative/path.jpg label', got {line.strip()!r}")
-                paths.append(os.path.join(root, " ".join(path)))
-                labels.append(int(label))
+    for number, line in text_lines(source):  # a line that is not UTF-8 is an error naming it
+        if line.strip():
+            *path, label = line.split()
+            if not path or not label.lstrip("-").isdigit():
+                raise ValueError(f"{source}:{number}: expected 'relative/path.jpg label', got {line.strip()!r}")
+            paths.append(os.path.join(root, " ".join(path)))
+            labels.append(int(label))
     if not paths:
         raise ValueError(f"{source} lists no images")
     return paths, labels

@@ -3,8 +3,9 @@
 ``<prefix>.pdckpt`` holds everything a resume needs (model, optimizer with its LR schedule,
 every stateful hook's state (EMA, pruning masks, ...), AMP scaler, epoch, step, best metric, RNG states); ``<prefix>.pdparams`` holds the model
 weights alone (for ``Global.pretrained_model``, export and PaddleClas). Both are written
-with ``ppzoo.fileio.atomic_write``: the previous file stays intact until the new one is
-complete.
+with ``ppzoo.utils.fileio.write_together``: the previous pair stays intact until the new
+one is complete, even through ``kill -9``; the trainer writes one epoch's checkpoints,
+best weights and ``metrics.json`` as one such unit (:func:`checkpoint_files`).
 """
 import os
 import random
@@ -13,10 +14,10 @@ from typing import Optional
 import numpy as np
 import paddle
 
-from ..utils.fileio import atomic_write, deferred_signals
-from ..utils.weights import WeightsError, load_weights
+from ..utils.fileio import atomic_write, write_together
+from ..utils.weights import WeightsError, load_weights, safe_load
 
-__all__ = ["atomic_save", "save_checkpoint", "load_checkpoint", "resolve_checkpoint"]
+__all__ = ["atomic_save", "save_checkpoint", "checkpoint_files", "load_checkpoint", "resolve_checkpoint"]
 
 CKPT_SUFFIX = ".pdckpt"
 
@@ -66,24 +67,33 @@ def set_rng_states(state: dict) -> None:
         paddle.set_cuda_rng_state(state["cuda"])
 
 
+def checkpoint_files(prefix: str, model, optimizer=None, scaler=None, hooks=None, meta: Optional[dict] = None,
+                     weights_only: bool = False) -> list:
+    """The ``(path, write)`` pairs of ``prefix.pdckpt`` (unless ``weights_only``) and
+    ``prefix.pdparams``, for :func:`ppzoo.utils.fileio.write_together`; the state is taken now."""
+    files = []
+    if not weights_only:
+        ckpt = {
+            "model": model.state_dict(),
+            # keyed by structured names; includes the LR scheduler's state
+            "optimizer": _rename_keys(optimizer.state_dict(), _name_pairs(model, True)) if optimizer else None,
+            "hooks": hooks.state_dict() if hooks is not None else {},  # HookList: each stateful hook's state
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": rng_states(),
+            "meta": meta or {},
+        }
+        files.append((prefix + CKPT_SUFFIX, lambda tmp: paddle.save(ckpt, tmp)))
+    weights = model.state_dict()
+    files.append((prefix + ".pdparams", lambda tmp: paddle.save(weights, tmp)))
+    return files
+
+
 def save_checkpoint(prefix: str, model, optimizer=None, scaler=None, hooks=None, meta: Optional[dict] = None,
                     weights_only: bool = False) -> None:
-    """Write ``prefix.pdparams`` and (unless ``weights_only``) ``prefix.pdckpt``, each
-    atomically and the pair without interruption: SIGINT/SIGTERM wait until both are written,
-    so the two files always hold the same step."""
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    with deferred_signals():
-        if not weights_only:
-            atomic_save({
-                "model": model.state_dict(),
-                # keyed by structured names; includes the LR scheduler's state
-                "optimizer": _rename_keys(optimizer.state_dict(), _name_pairs(model, True)) if optimizer else None,
-                "hooks": hooks.state_dict() if hooks is not None else {},  # HookList: each stateful hook's state
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "rng": rng_states(),
-                "meta": meta or {},
-            }, prefix + CKPT_SUFFIX)
-        atomic_save(model.state_dict(), prefix + ".pdparams")
+    """Write ``prefix.pdparams`` and (unless ``weights_only``) ``prefix.pdckpt`` as one
+    unit: SIGINT/SIGTERM wait until both are written, and after a ``kill -9`` both hold the
+    old step or both the new one (see ``write_together``)."""
+    write_together(checkpoint_files(prefix, model, optimizer, scaler, hooks, meta, weights_only))
 
 
 def resolve_checkpoint(path: str) -> str:
@@ -105,13 +115,11 @@ def load_checkpoint(path: str, model, optimizer=None, scaler=None, hooks=None, a
     ``HookList``) get their saved states back; a saved state no hook of this run takes is
     an error (resuming without the method that wrote it would not be exact).
 
-    Raises ``WeightsError`` when the file is unreadable or belongs to another model.
+    Raises ``WeightsError`` when the file is unreadable or belongs to another model, and
+    ``UnsafeWeightsError`` when it would run code (see ``ppzoo.utils.weights.safe_load``).
     """
     path = resolve_checkpoint(path)
-    try:
-        state = paddle.load(path)
-    except Exception as e:  # paddle raises many types on corrupt files
-        raise WeightsError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+    state = safe_load(path)  # refuses pickles that would run code
     if not isinstance(state, dict) or "model" not in state or "meta" not in state:
         raise WeightsError(f"{path} is not a ppzoo training checkpoint")
     meta = state["meta"]

@@ -5,7 +5,7 @@ import sys
 import time
 from typing import Optional
 
-__all__ = ["setup_logger", "close_logger", "Progress", "ScalarWriter", "format_seconds"]
+__all__ = ["setup_logger", "close_logger", "log_to_file", "Progress", "ScalarWriter", "format_seconds"]
 
 
 def setup_logger(log_file: Optional[str] = None, rank: int = 0) -> logging.Logger:
@@ -42,6 +42,23 @@ def close_logger(logger: logging.Logger) -> None:
     for handler in (stack.pop() if stack else []):
         if not getattr(handler, "stream", None) or not getattr(handler.stream, "closed", False):
             logger.addHandler(handler)
+
+
+def log_to_file(logger: logging.Logger, error: BaseException) -> None:
+    """Write the error that ends a run to the log file only (the tool prints it on the
+    console as its ``error: ...`` line): the same line for bad input, the traceback too
+    for anything else (a bug)."""
+    files = [h for h in logger.handlers if isinstance(h, logging.FileHandler)]
+    if not files:
+        return
+    if isinstance(error, (ValueError, OSError)):
+        message, exc_info = f"error: {str(error).strip() or type(error).__name__}", None
+    else:
+        message, exc_info = f"error: unexpected {type(error).__name__}: {error}", (type(error), error,
+                                                                                  error.__traceback__)
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, exc_info)
+    for handler in files:
+        handler.handle(record)
 
 
 def format_seconds(seconds: float) -> str:

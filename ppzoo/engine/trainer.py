@@ -19,15 +19,16 @@ import paddle.distributed as dist
 from ..compress import training_parts
 from ..data import build_batch_transforms, build_dataloader, make_batch_transform
 from ..registry import build_from_arch
-from ..utils.fileio import write_json
+from ..utils.fileio import deferred_signals, json_writer, recover, write_together
 from ..utils.hooks import HookList
 from ..utils.params import count_params
+from ..utils.runlock import RunLock
 from ..utils.runtime import select_device, set_cpu_threads
 from ..utils.weights import load_weights
 from .builders import build_loss, build_lr_scheduler, build_model, build_optimizer
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_files, load_checkpoint, save_checkpoint
 from .ema import EMAHook
-from .logger import Progress, ScalarWriter, close_logger, format_seconds, setup_logger
+from .logger import Progress, ScalarWriter, close_logger, format_seconds, log_to_file, setup_logger
 from .loop import AmpSettings, evaluate, train_one_epoch
 
 __all__ = ["train", "build_run", "fit", "Run", "evaluate_config", "output_dir_of"]
@@ -50,6 +51,8 @@ class _Session:
     threads: int
     out_dir: str
     logger: logging.Logger
+    epoch: Optional[int] = None  # the epoch being trained
+    saved_epoch: Optional[int] = None  # the last epoch whose files this run wrote
 
 
 def _raise_interrupt(signum, frame):
@@ -60,26 +63,70 @@ def _raise_interrupt(signum, frame):
 def _session(cfg: dict, log_name: Optional[str]):
     """Distributed environment, logger, device, threads and seeds for one run. While it
     lasts, ``kill`` (SIGTERM) ends the run like Ctrl-C, so finally-blocks run and saves
-    complete; afterwards the log file is closed and the previous SIGTERM handler is back."""
+    complete; afterwards the log file is closed and the previous SIGTERM handler is back.
+
+    A training run (``log_name`` given) holds the output folder's :class:`RunLock` from
+    before its log is opened to the end, finishes a save a ``kill -9`` cut short and
+    removes stale temporary files; its log ends with the error or "interrupted" line."""
     g = cfg["Global"]
     world = dist.get_world_size()
     if world > 1:
         dist.init_parallel_env()
     rank = dist.get_rank()
     out_dir = output_dir_of(cfg)
-    logger = setup_logger(os.path.join(out_dir, log_name) if log_name else None, rank)
+    lock = RunLock(out_dir).acquire() if log_name and rank == 0 else None  # before anything is written
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
+    logger, session = None, None
     try:
+        logger = setup_logger(os.path.join(out_dir, log_name) if log_name else None, rank)
+        if lock is not None:
+            _recover(out_dir, lock, logger)
         device = select_device(g["device"], logger)
         threads = set_cpu_threads(g["cpu_threads"] or max(1, (os.cpu_count() or 1) // world)) if device == "cpu" else 0
         paddle.seed(g["seed"])
         np.random.seed(g["seed"])
-        yield _Session(world, rank, device, threads, out_dir, logger)
+        session = _Session(world, rank, device, threads, out_dir, logger)
+        yield session
+    except KeyboardInterrupt:
+        if log_name and logger is not None:
+            logger.info(_interrupted_line(session, out_dir))
+        raise
+    except Exception as e:
+        if log_name and logger is not None:
+            log_to_file(logger, e)
+        raise
     finally:
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
-        close_logger(logger)
+        if logger is not None:
+            close_logger(logger)
+        if lock is not None:
+            lock.release()
+
+
+def _recover(out_dir: str, lock: RunLock, logger) -> None:
+    stale = lock.describe_stale()
+    if stale:
+        logger.info(stale)
+    completed, removed = recover(out_dir)
+    if completed:
+        logger.info(f"completed the save that a killed run had committed: {', '.join(completed)}")
+    if removed:
+        logger.info(f"removed temporary files of a killed run: {', '.join(removed)}")
+
+
+def _interrupted_line(session: Optional["_Session"], out_dir: str) -> str:
+    """What was saved when a run is stopped by Ctrl-C or SIGTERM, and how to go on."""
+    during = f" during epoch {session.epoch}" if session is not None and session.epoch else ""
+    latest = os.path.join(out_dir, "latest")
+    if session is not None and session.saved_epoch:
+        return (f"interrupted{during}; epoch {session.saved_epoch} is saved complete (latest.pdckpt, metrics.json, "
+                f"best weights): resume with -o Global.checkpoints={latest}")
+    if os.path.isfile(latest + ".pdckpt"):
+        return (f"interrupted{during} before this run finished an epoch; {latest}.pdckpt is from an earlier run: "
+                f"resume with -o Global.checkpoints={latest}")
+    return f"interrupted{during} before the first epoch finished; nothing was saved"
 
 
 def _topk(cfg: dict, key: str) -> list:
@@ -209,9 +256,12 @@ def fit(run: Run) -> dict:
     started, summary = time.perf_counter(), {}
     try:
         for epoch in range(run.start_epoch, g["epochs"] + 1):
+            session.epoch = epoch
             record, best_model = _epoch(run, epoch, writer)
             if session.rank == 0:
-                summary = _save_epoch(run, epoch, best_model, run.elapsed_before + time.perf_counter() - started)
+                with deferred_signals():  # a Ctrl-C here lands after the files and the note that they exist
+                    summary = _save_epoch(run, epoch, best_model, run.elapsed_before + time.perf_counter() - started)
+                    session.saved_epoch = epoch
         if run.hooks.finalizes:
             run.model = run.hooks.finalize(run.model)
             if session.rank == 0:
@@ -283,19 +333,22 @@ def _epoch(run: Run, epoch: int, writer: ScalarWriter):
 
 
 def _save_epoch(run: Run, epoch: int, best_model, wall: float) -> dict:
-    """Checkpoints (latest, every save_interval, best weights) and metrics.json."""
+    """Checkpoints (latest, every save_interval, best weights) and metrics.json, written
+    as one unit: a signal waits until all are written, a ``kill -9`` leaves all old or
+    (after the next start's recovery) all new."""
     g, out_dir, arch = run.cfg["Global"], run.session.out_dir, run.cfg["Arch"]["name"]
     meta = {"arch": arch, "epoch": epoch, "global_step": epoch * len(run.train_loader), "best": run.best,
             "history": run.history, "wall_time_s": wall}
     state = dict(model=run.model, optimizer=run.optimizer, scaler=run.amp.scaler if run.amp else None,
                  hooks=run.hooks, meta=meta)
-    save_checkpoint(os.path.join(out_dir, "latest"), **state)
+    files = checkpoint_files(os.path.join(out_dir, "latest"), **state)
     if epoch % g["save_interval"] == 0:
-        save_checkpoint(os.path.join(out_dir, f"epoch_{epoch}"), **state)
+        files += checkpoint_files(os.path.join(out_dir, f"epoch_{epoch}"), **state)
     if best_model is not None:
-        save_checkpoint(os.path.join(out_dir, "best_model"), best_model, weights_only=True)
+        files += checkpoint_files(os.path.join(out_dir, "best_model"), best_model, weights_only=True)
     summary = _metrics(arch, run.history, run.best, wall, out_dir)
-    write_json(os.path.join(out_dir, "metrics.json"), summary)
+    files.append((os.path.join(out_dir, "metrics.json"), json_writer(summary)))
+    write_together(files)
     return summary
 
 
@@ -316,9 +369,13 @@ def _metrics(arch: str, history: list, best: dict, wall: float, out_dir: str) ->
 
 def _log_summary(logger, config: str, summary: dict, out_dir: str) -> None:
     best = summary["best"]
-    weights = os.path.join(out_dir, "best_model" if best["top1"] is not None else "latest")
+    has_best = best["top1"] is not None and os.path.isfile(os.path.join(out_dir, "best_model.pdparams"))
+    weights = os.path.join(out_dir, "best_model" if has_best else "latest")
     result = (f"best validation top-1 {best['top1']:.2f}% at epoch {best['epoch']}" if best["top1"] is not None
               else "no evaluation was run")
+    if best["top1"] is not None and not has_best:  # a resumed run that never beat the best of the run it continues
+        result += (f" (its weights are best_model.pdparams of the run resumed from; this folder has the last "
+                   f"epoch's)")
     logger.info(
         f"Done: {summary['epochs']} epochs of {summary['arch']} in {format_seconds(summary['wall_time_s'])} "
         f"({summary['train_images_per_s']:.0f} train img/s); {result}. Weights: {weights}.pdparams; resume "

@@ -4,10 +4,11 @@ Bad input raises ``ValueError`` (or ``OSError``) somewhere below; ``run`` turns 
 one ``error: ...`` line and exit code 2. ``--debug`` shows the full traceback instead.
 """
 import argparse
+import signal
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
-__all__ = ["run", "config_parser"]
+__all__ = ["run", "config_parser", "check_minimums"]
 
 
 def config_parser(doc: str) -> argparse.ArgumentParser:
@@ -21,10 +22,27 @@ def config_parser(doc: str) -> argparse.ArgumentParser:
     return parser
 
 
-def run(main: Callable[[], object]) -> None:
-    """Call ``main()`` and exit with its return code (0 for ``None``), turning errors into one line."""
+def check_minimums(args: argparse.Namespace, minimums: dict) -> None:
+    """Raise ``ValueError`` naming the first option below its minimum, e.g.
+    ``check_minimums(args, {"topk": 1, "warmup": 0})``; options not given (``None``) pass."""
+    for name, minimum in minimums.items():
+        value = getattr(args, name)
+        if value is not None and value < minimum:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {minimum}, got {value}")
+
+
+def run(main: Callable[[], object], held_signals: Sequence[int] = ()) -> None:
+    """Call ``main()`` and exit with its return code (0 for ``None``), turning errors into one line.
+
+    SIGINT and SIGTERM both raise ``KeyboardInterrupt`` (so saves complete and logs close)
+    and end the tool with "interrupted" and exit code 130; ``held_signals`` are those a tool
+    received before it got here (while importing Paddle), acted on before ``main`` starts."""
     debug = "--debug" in sys.argv
     try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.default_int_handler)
+        if held_signals:
+            raise KeyboardInterrupt
         code = main()
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

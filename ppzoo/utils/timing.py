@@ -42,6 +42,8 @@ def time_fn(fn: Callable[[], object], repeat: int = 30, warmup: int = 5) -> Timi
 
 def time_interleaved(fns: Dict[str, Callable[[], object]], repeat: int = 30, warmup: int = 5) -> Dict[str, Timing]:
     """Time several functions in round-robin order so that machine noise hits all alike."""
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f"timing needs repeat >= 1 and warmup >= 0, got repeat={repeat}, warmup={warmup}")
     for _ in range(warmup):
         for fn in fns.values():
             fn()
