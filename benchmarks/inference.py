@@ -1,6 +1,8 @@
 """Dygraph vs Paddle Inference latency, in one run, on the same input, for every family at 224.
 
-For each model: eager (dygraph) eval under ``paddle.no_grad``, then the exported program
+Every registered family is measured (AlexNet in both layouts: the two-tower original and
+the single-tower one), and the main job's model as ``configs/shufflenet.yaml`` builds it,
+at its own input (``--no-main-job`` skips it). For each model: eager (dygraph) eval under ``paddle.no_grad``, then the exported program
 through ``paddle.inference`` with oneDNN on and off, at batch 1 and 8. The three ways of
 running are timed interleaved (round-robin) after a warm-up; the table reports medians
 (p50) and p90 in milliseconds, and the predictor's speed-up over dygraph from the same run.
@@ -21,18 +23,25 @@ import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
 from ppzoo.analysis import time_interleaved  # noqa: E402
+from ppzoo.config import load_config  # noqa: E402
+from ppzoo.engine.builders import build_model  # noqa: E402
 from ppzoo.deploy.export import export_model  # noqa: E402
 from ppzoo.deploy.predictor import Predictor  # noqa: E402
 from ppzoo.utils.runtime import set_cpu_threads  # noqa: E402
 
-MODELS = ["alexnet", "mobilenet_v1_x1_0", "mobilenet_v2_x1_0", "shufflenet_v1_g3_x1_0"]
+MODELS = ["alexnet", "alexnet_single", "mobilenet_v1_x1_0", "mobilenet_v2_x1_0", "shufflenet_v1_g3_x1_0"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAIN_JOB = os.path.join(ROOT, "configs", "shufflenet.yaml")
 
 
-def bench_model(name, batches, threads, repeat, warmup, workdir):
-    model = ppzoo.create_model(name)
+def bench_model(name, batches, threads, repeat, warmup, workdir, model=None, shape=None, label=None):
+    """Time ``name`` (or the given ``model`` at ``shape``, reported as ``label``)."""
+    label = label or name
+    if model is None:
+        model = ppzoo.create_model(name)
+        shape = list(ppzoo.model_info(name).input_size)
     model.eval()
-    shape = list(ppzoo.model_info(name).input_size)
-    folder = os.path.join(workdir, name)
+    folder = os.path.join(workdir, label.replace(" ", "_").replace("/", "_"))
     export_model(model, folder, shape, name=name, verify=False)
     predictors = {"onednn": Predictor(folder, threads=threads, onednn=True),
                   "plain": Predictor(folder, threads=threads, onednn=False)}
@@ -49,14 +58,14 @@ def bench_model(name, batches, threads, repeat, warmup, workdir):
                "inference_onednn": lambda: predictors["onednn"].run(x),
                "inference_plain": lambda: predictors["plain"].run(x)}
         timings = time_interleaved(fns, repeat, warmup)
-        row = {"model": name, "input": shape, "batch": batch_size, "threads": threads, "runs": repeat,
+        row = {"model": label, "input": shape, "batch": batch_size, "threads": threads, "runs": repeat,
                "warmup": warmup}
         for key, t in timings.items():
             row[f"{key}_p50_ms"], row[f"{key}_p90_ms"] = t.median * 1e3, t.p90 * 1e3
         row["speedup_onednn"] = timings["dygraph"].median / timings["inference_onednn"].median
         row["speedup_plain"] = timings["dygraph"].median / timings["inference_plain"].median
         rows.append(row)
-        print(f"{name:24s} b{batch_size:<2d} dygraph {row['dygraph_p50_ms']:7.1f} ms | inference oneDNN "
+        print(f"{label:24s} b{batch_size:<2d} dygraph {row['dygraph_p50_ms']:7.1f} ms | inference oneDNN "
               f"{row['inference_onednn_p50_ms']:7.1f} ms ({row['speedup_onednn']:.2f}x) | inference plain "
               f"{row['inference_plain_p50_ms']:7.1f} ms ({row['speedup_plain']:.2f}x)", flush=True)
     return rows
@@ -69,6 +78,7 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--no-main-job", action="store_true", help="skip the main job's model (configs/shufflenet.yaml)")
     parser.add_argument("--json")
     args = parser.parse_args()
     paddle.set_device("cpu")
@@ -79,6 +89,13 @@ def main():
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models:
             rows += bench_model(name, args.batches, threads, args.repeat, args.warmup, workdir)
+        if not args.no_main_job:
+            cfg = load_config(MAIN_JOB)
+            model = build_model(cfg["Arch"])
+            mode = "small input" if getattr(model, "small_input", False) else "ImageNet layout"
+            rows += bench_model(cfg["Arch"]["name"], args.batches, threads, args.repeat, args.warmup, workdir,
+                                model=model, shape=list(cfg["Global"]["image_shape"]),
+                                label=f"{cfg['Arch']['name']} ({mode}, main job)")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

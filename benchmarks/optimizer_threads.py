@@ -17,6 +17,7 @@ kernels that have nothing to do with the optimizer.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -24,7 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OPTIMIZERS = ["Momentum", "AdamW", "none"]
 
 
-def measure(optimizer_name: str, model_name: str, batch: int, size: int, threads: int, repeat: int) -> dict:
+def measure(optimizer_name: str, model_name: str, batch: int, size: int, threads: int, repeat: int,
+            small_input: bool) -> dict:
     """Runs inside the child process."""
     sys.path.insert(0, ROOT)
     import ppzoo  # noqa: F401  (first: silences paddle's import-time warnings)
@@ -35,7 +37,7 @@ def measure(optimizer_name: str, model_name: str, batch: int, size: int, threads
 
     set_cpu_threads(threads)
     paddle.seed(0)
-    model = ppzoo.create_model(model_name, num_classes=10, small_input=size < 64)
+    model = ppzoo.create_model(model_name, num_classes=10, small_input=small_input)
     x = paddle.randn([batch, 3, size, size])
     y = paddle.randint(0, 10, [batch, 1])
     params = model.parameters()
@@ -73,36 +75,53 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="shufflenet_v1_g3_x1_0")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--size", type=int, default=32, help="input size (below 64: small-input mode)")
+    parser.add_argument("--size", type=int, default=32, help="input size")
+    parser.add_argument("--layout", choices=["small", "imagenet", "auto"], default="auto",
+                        help="small-input mode on, off, or on below 64 px (auto, the default)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=2, help="fresh processes per optimizer, alternated")
     parser.add_argument("--json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    small_input = {"small": True, "imagenet": False, "auto": args.size < 64}[args.layout]
     if args.child:
-        print(json.dumps(measure(args.child, args.model, args.batch, args.size, args.threads, args.repeat)))
+        print(json.dumps(measure(args.child, args.model, args.batch, args.size, args.threads, args.repeat,
+                                 small_input)))
         return
     rows = []
     for round_ in range(args.rounds):
         for name in OPTIMIZERS:
             out = subprocess.run([sys.executable, __file__, "--child", name, "--model", args.model, "--batch",
                                   str(args.batch), "--size", str(args.size), "--threads", str(args.threads),
-                                  "--repeat", str(args.repeat)], capture_output=True, text=True, check=True)
+                                  "--repeat", str(args.repeat), "--layout", "small" if small_input else "imagenet"],
+                                 capture_output=True, text=True, check=True)
             rows.append({"round": round_, **json.loads(out.stdout.strip().splitlines()[-1])})
-    print(f"{args.model}, batch {args.batch}, {args.size}x{args.size}, {args.threads} threads, "
+    print(f"{args.model} (small_input={small_input}), batch {args.batch}, {args.size}x{args.size}, {args.threads} threads, "
           f"medians of {args.repeat} runs, {args.rounds} fresh processes per optimizer")
     print(f"{'optimizer':<10}{'round':>6}{'fwd before ms':>15}{'fwd after ms':>14}{'after/before':>14}"
           f"{'train step ms':>15}")
     for r in rows:
         print(f"{r['optimizer']:<10}{r['round']:>6}{r['forward_before_ms']:>15.2f}{r['forward_after_ms']:>14.2f}"
               f"{r['forward_after_over_before']:>14.2f}{r['train_step_ms']:>15.2f}")
+    summary = {}
+    for name in OPTIMIZERS:
+        mine = [r for r in rows if r["optimizer"] == name]
+        summary[name] = {"forward_after_over_before": statistics.median(r["forward_after_over_before"] for r in mine),
+                         "train_step_ms": statistics.median(r["train_step_ms"] for r in mine)}
+    summary["adamw_over_momentum_train_step"] = summary["AdamW"]["train_step_ms"] / summary["Momentum"]["train_step_ms"]
+    print("medians over the processes: " + ", ".join(
+        f"{name} forward after/before {summary[name]['forward_after_over_before']:.2f}, train step "
+        f"{summary[name]['train_step_ms']:.0f} ms" for name in OPTIMIZERS)
+          + f"; AdamW / Momentum train step {summary['adamw_over_momentum_train_step']:.2f}x")
     if args.json:
         import paddle
 
         with open(args.json, "w") as f:
-            json.dump({"model": args.model, "batch": args.batch, "size": args.size, "threads": args.threads,
-                       "repeat": args.repeat, "paddle": paddle.__version__, "rows": rows}, f, indent=2)
+            json.dump({"model": args.model, "small_input": small_input, "batch": args.batch, "size": args.size,
+                       "threads": args.threads,
+                       "repeat": args.repeat, "rounds": args.rounds, "paddle": paddle.__version__, "rows": rows,
+                       "summary": summary}, f, indent=2)
 
 
 if __name__ == "__main__":

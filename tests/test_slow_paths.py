@@ -8,8 +8,8 @@ import paddle.nn.functional as F
 import pytest
 
 import ppzoo
-from ppzoo.export import export_model
-from ppzoo.inference import Predictor
+from ppzoo.deploy.export import export_model
+from ppzoo.deploy.predictor import Predictor
 from ppzoo.layers import ChannelShuffle, LocalResponseNorm, channel_shuffle
 
 from conftest import randomise_weights
