@@ -7,3 +7,4 @@ from .pruner import PrunePlan, Pruner, apply_plan, make_inert, plan_madds, prune
 
 __all__ = ["CRITERIA", "atom_scores", "ChannelGraph", "UnmappedOperation", "trace_channels", "analyze", "PrunePlan",
            "Pruner", "apply_plan", "make_inert", "plan_madds", "prune_model", "rebuild_pruned"]
+from . import spec  # noqa: E402,F401  (Slim.prune / Slim.sparsity checkers and training methods)

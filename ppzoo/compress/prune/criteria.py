@@ -72,18 +72,19 @@ def atom_scores(model, graph: ChannelGraph, name: str, calib: Optional[Iterable]
     if name in ("l1_norm", "l2_norm", "fpgm"):
         for node in creators:
             s = _filter_scores(node, name)
-            scores[node.out_atoms] = s / (s.mean() + 1e-12)
+            scores[node.out_atoms] = s / s.mean() if s.mean() > 0 else s
         return scores
     norms = _first_norms(graph)
     if name == "bn_scale":
         for node in creators:
-            missing = [int(a) for a in node.out_atoms if int(a) not in norms]
+            missing = [int(a) for a in node.out_atoms if int(a) not in norms and int(a) not in graph.frozen]
             if missing:
                 raise ValueError(f"criterion bn_scale needs a BatchNorm after every pruned layer; '{node.name}' has "
                                  "none (use l1_norm, l2_norm, fpgm or taylor)")
             for a in node.out_atoms:
-                bn, i = norms[int(a)]
-                scores[a] = abs(float(bn.layer.weight.numpy()[i]))
+                if int(a) in norms:
+                    bn, i = norms[int(a)]
+                    scores[a] = abs(float(bn.layer.weight.numpy()[i]))
         return scores
     if calib is None:
         raise ValueError("criterion taylor needs calibration batches (Slim.prune.calib_batches > 0 and a loader)")
@@ -122,5 +123,5 @@ def atom_scores(model, graph: ChannelGraph, name: str, calib: Optional[Iterable]
         raise ValueError("criterion taylor got no calibration batch")
     for node in creators:
         s = acc[node.out_atoms] / batches
-        scores[node.out_atoms] = s / (s.mean() + 1e-12)
+        scores[node.out_atoms] = s / s.mean() if s.mean() > 0 else s
     return scores
