@@ -198,12 +198,13 @@ def main():
     with open(a.json, "w") as f:
         json.dump(result, f, indent=1, default=float)
     print("| model | MAdds share | top-1 before FT | top-1 after FT | params | MAdds@224 (M) | MAC@224 (M) | file (KB) "
-          "| b1 ms | b8 ms | speed-up b1 / b8 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| sparse file (KB, f32 / 8-bit) | b1 ms | b8 ms | speed-up b1 / b8 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         after = "" if r["top1"] is None else f"{r['top1']:.2f}"
+        sparse = f"{r['sparse_bytes'] / 1024:.0f} / {r['sparse8_bytes'] / 1024:.0f}" if "sparse_bytes" in r else ""
         print(f"| {r['name']} | {r['madds_share']:.3f} | {r['top1_before']:.2f} | {after} | {r['params']:,} | "
-              f"{r['madds_224'] / 1e6:.1f} | {r['mac_224'] / 1e6:.1f} | {r['file_bytes'] / 1024:.0f} | "
+              f"{r['madds_224'] / 1e6:.1f} | {r['mac_224'] / 1e6:.1f} | {r['file_bytes'] / 1024:.0f} | {sparse} | "
               f"{r['latency_b1_ms']:.2f} | {r['latency_b8_ms']:.2f} | {r['speedup_b1']:.2f} / {r['speedup_b8']:.2f} |")
 
 

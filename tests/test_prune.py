@@ -8,6 +8,7 @@ import pytest
 
 import ppzoo
 from ppzoo.analysis.profile import count_madds
+from ppzoo.analysis.report import analyze, resolve_models
 from ppzoo.compress import save_compressed
 from ppzoo.compress.prune import Pruner, UnmappedOperation, make_inert, trace_channels
 from ppzoo.compress.prune.sensitivity import plot_sensitivity, save_sensitivity, sensitivity, sensitivity_plan
@@ -106,6 +107,8 @@ def test_pruned_model_saves_rebuilds_and_exports(pruned, tmp_path):
         np.testing.assert_allclose(rebuilt(x).numpy(), small(x).numpy(), rtol=1e-5, atol=1e-6)
     meta = export_model(rebuilt, str(tmp_path / "export"), SIZE, name=name)  # verify=True compares the program
     assert meta
+    row = analyze(resolve_models([arch_file]), input_size=SIZE[1])[0]  # tools/analyze.py takes the arch file
+    assert row["madds"] == pruner.madds(plan) and row["published_top1"] is None
     with pytest.raises(WeightsError, match=r"pruned\.arch\.json"):
         ppzoo.create_model(name, num_classes=10, small_input=True, pretrained=str(tmp_path / "pruned.pdparams"))
 
