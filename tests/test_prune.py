@@ -35,7 +35,8 @@ def _one_per_family():
     return sorted(name for _, name in best.values())
 
 
-FAMILIES = _one_per_family()
+# one model per family, plus AlexNet's two-tower layout (groups=2 towers, LRN) beside its single-tower one
+FAMILIES = sorted(set(_one_per_family()) | {"alexnet"})
 
 
 def _build(name, seed=0):
@@ -111,6 +112,20 @@ def test_pruned_model_saves_rebuilds_and_exports(pruned, tmp_path):
     assert row["madds"] == pruner.madds(plan) and row["published_top1"] is None
     with pytest.raises(WeightsError, match=r"pruned\.arch\.json"):
         ppzoo.create_model(name, num_classes=10, small_input=True, pretrained=str(tmp_path / "pruned.pdparams"))
+
+
+def test_alexnet_towers_prune_evenly_and_lrn_channels_stay():
+    model = _build("alexnet")
+    pruner = Pruner(model, "l1_norm", SIZE)
+    plan = pruner.uniform(0.3)
+    small = pruner.apply(plan, arch=_arch("alexnet"))
+    convs = [m for m in small.features if isinstance(m, nn.Conv2D)]
+    assert [c._out_channels for c in convs[:2]] == [96, 256]  # conv1, conv2 feed LRNs: kept
+    assert [c._groups for c in convs] == [1, 2, 1, 2, 2]
+    for name in ("features.10", "features.12"):  # conv4, conv5: each tower loses the same filters
+        node = pruner.graph.node(name)
+        lost = [int(b.sum()) for b in np.split(plan.removed[node.out_atoms], 2)]
+        assert lost[0] == lost[1] > 0, (name, lost)
 
 
 def test_shufflenet_concat_and_shuffle_stay_consistent():

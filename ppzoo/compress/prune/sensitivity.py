@@ -86,7 +86,12 @@ def sensitivity_plan(pruner: Pruner, sens: dict, target_madds: float) -> PrunePl
 
 
 def save_sensitivity(sens: dict, path: str) -> str:
-    atomic_write(path, lambda tmp: open(tmp, "w").write(json.dumps(sens, indent=1) + "\n"))
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(sens, f, indent=1)
+            f.write("\n")
+
+    atomic_write(path, write)
     return path
 
 

@@ -30,7 +30,8 @@ import os
 from typing import Dict, List, Optional
 
 from ...config import ConfigError, check_keys
-from ..base import register_stage, register_training_method, save_compressed, TrainingParts
+from ...utils.fileio import atomic_write
+from ..base import ARCH_SUFFIX, TrainingParts, arch_record, register_stage, register_training_method
 from ...utils.hooks import Hook
 from .criteria import CRITERIA
 from .sensitivity import DEFAULT_RATIOS
@@ -188,6 +189,11 @@ def prune_from_params(model, p: dict, arch: dict, input_size, calib=None, out_di
     return pruned, info
 
 
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 class PruneOnPrepare(Hook):
     """``tools/train.py`` with ``Slim.prune``: prune the (pretrained) model before the
     optimizer is built, then train it; write the arch file beside the saved weights."""
@@ -211,9 +217,9 @@ class PruneOnPrepare(Hook):
         out_dir = os.path.join(g["output_dir"], self.cfg["Arch"]["name"])
         model, self.info = prune_from_params(model, p, self.cfg["Arch"], g["image_shape"], calib, out_dir, log.info)
         os.makedirs(out_dir, exist_ok=True)
-        for prefix in ("best_model", "latest", "final_model"):
-            path = os.path.join(out_dir, prefix)
-            save_compressed(model, path, self.cfg["Arch"])  # weights rewritten by the trainer; the arch stays
+        text = json.dumps(arch_record(model), indent=2) + "\n"
+        for prefix in ("best_model", "latest", "final_model"):  # the trainer writes the weights beside them
+            atomic_write(os.path.join(out_dir, prefix + ARCH_SUFFIX), lambda tmp: _write_text(tmp, text))
         log.info(f"Slim.prune: {p['name']} kept {self.info['madds_after'] / self.info['madds_before']:.3f} of the "
                  f"MAdds; evaluate or export with -o Arch.name={os.path.join(out_dir, 'best_model.arch.json')}")
         return model
