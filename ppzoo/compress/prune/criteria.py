@@ -18,7 +18,6 @@ slimming thresholds all gammas of the network at one global value.
 from typing import Callable, Dict, Iterable, Optional
 
 import numpy as np
-import paddle
 import paddle.nn.functional as F
 
 from .graph import ChannelGraph

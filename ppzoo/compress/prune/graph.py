@@ -35,7 +35,7 @@ channels that satisfies all of them.
 """
 import contextlib
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import paddle

@@ -12,7 +12,7 @@
   hold by construction (units), concat slices by the atom lists.
 """
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 from scipy.optimize import LinearConstraint, milp

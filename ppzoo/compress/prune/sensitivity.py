@@ -4,7 +4,7 @@ least loss (the procedure of PaddleSlim's ``sensitive.py``: one loss threshold f
 groups, each group pruned as far as its curve stays under it, the threshold raised by
 bisection until the target is met)."""
 import json
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
