@@ -4,6 +4,7 @@ import csv
 import difflib
 import io
 import json
+import os
 from typing import List, Optional, Sequence
 
 from ..registry import create_model, list_models, model_info, resolve_name
@@ -29,9 +30,15 @@ def resolve_models(patterns: Sequence[str]) -> List[str]:
                 raise ValueError(f"pattern '{pattern}' matches no model" +
                                  (f"; close names: {', '.join(close)}" if close else "; see ppzoo.list_models()"))
             names += matched
+        elif _is_arch_file(pattern):
+            names.append(pattern)  # a compressed model: its .arch.json
         else:
             names.append(resolve_name(pattern))
     return list(dict.fromkeys(names))
+
+
+def _is_arch_file(name: str) -> bool:
+    return name.endswith(".arch.json") and os.path.isfile(name)
 
 
 def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: bool = False, batch_size: int = 1,
@@ -54,9 +61,14 @@ def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: boo
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     results, built = [], {}
     for name in names:
-        info = model_info(name)
+        if _is_arch_file(name):  # the base model's facts; the structure (small_input included) from the file
+            with open(name, encoding="utf-8") as f:
+                info = model_info(json.load(f)["base"]["name"])
+            model = create_model(name)
+        else:
+            info = model_info(name)
+            model = create_model(name, **({"small_input": True} if small_input else {}))  # PaddleClas names: their layout
         shape = list(info.input_size) if input_size is None else [info.input_size[0], input_size, input_size]
-        model = create_model(name, **({"small_input": True} if small_input else {}))  # PaddleClas names: their layout
         try:
             stats = profile_model(model, shape, dtype)
         except ValueError as e:
@@ -64,6 +76,8 @@ def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: boo
         row = {"model": name, "family": info.family, "input_size": shape, "published_top1": info.top1,
                "published_params_m": info.params, "published_madds_m": info.madds, **stats.as_dict(),
                "by_kind": summarize_by_kind(stats)}
+        if _is_arch_file(name):  # published figures are the base model's, not this one's
+            row.update(published_top1=None, published_params_m=None, published_madds_m=None)
         if latency:
             row["latency"] = measure_latency(model, shape, batch_size, threads, warmup, repeat)
         if roofline or profile:

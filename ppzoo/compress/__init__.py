@@ -21,3 +21,4 @@ from .base import (ARCH_SUFFIX, StageContext, StageResult, TrainingParts, add_pa
 __all__ = ["ARCH_SUFFIX", "StageContext", "StageResult", "TrainingParts", "add_pass", "arch_record", "load_arch",
            "register_pass", "register_stage", "register_training_method", "save_compressed", "stage_names",
            "stage_runner", "training_parts"]
+from . import prune  # noqa: E402,F401  (registers Slim.prune, Slim.sparsity and the prune pass)

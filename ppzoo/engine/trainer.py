@@ -35,11 +35,12 @@ __all__ = ["train", "build_run", "fit", "Run", "evaluate_config", "output_dir_of
 
 
 def output_dir_of(cfg: dict) -> str:
-    """``Global.output_dir/<Arch.name>``, as PaddleClas lays it out (for an ``.arch.json``
-    path: its file name without the suffix)."""
+    """``Global.output_dir/<Arch.name>``, as PaddleClas lays it out; an architecture file
+    (``x/pruned.arch.json``) is named by its file name without the suffix (``pruned``)."""
     name = cfg["Arch"]["name"]
-    if os.sep in name or name.endswith(".json"):
-        name = os.path.basename(name).replace(".arch.json", "").replace(".json", "")
+    if name.endswith(".json") or os.sep in name:
+        name = os.path.basename(name)
+        name = name[:-len(".arch.json")] if name.endswith(".arch.json") else os.path.splitext(name)[0]
     return os.path.join(cfg["Global"]["output_dir"], name)
 
 

@@ -134,6 +134,16 @@ def _resolve(path: str) -> str:
     return path
 
 
+def _arch_hint(source: str) -> str:
+    """Pruned (compressed) weights need the architecture file written beside them."""
+    prefix = source[:-len(".pdparams")] if source.endswith(".pdparams") else source
+    if os.path.isfile(prefix + ".arch.json"):
+        return (f"; these weights come with {prefix}.arch.json: build the model from it "
+                f"(create_model('{prefix}.arch.json'), or -o Arch.name={prefix}.arch.json)")
+    return ("; compressed (pruned) weights need the .arch.json file written beside them as the model "
+            "(Arch.name: PATH.arch.json)")
+
+
 def read_state_dict(path: str) -> Dict[str, np.ndarray]:
     """Read a ``.pdparams`` or ``.safetensors`` file (a state dict, or a ppzoo checkpoint
     holding one under ``"model"``) as numpy arrays, without running code from it."""
@@ -183,7 +193,7 @@ def load_weights(model: paddle.nn.Layer, weights: Union[str, Dict], skip_mismatc
         if tuple(value.shape) != tuple(tensor.shape):
             if not (skip_mismatched_classifier and name in classifier):
                 raise WeightsError(f"{source}: tensor '{name}' has shape {list(value.shape)} in the file but "
-                                   f"{list(tensor.shape)} in the model")
+                                   f"{list(tensor.shape)} in the model{_arch_hint(source)}")
             skipped.append(name)
             value = tensor  # keep the model's own classifier
         state[name] = value
