@@ -171,7 +171,7 @@ def test_export_infer_tools_end_to_end(tmp_path):
     result = run_tool("tools/infer.py", "--model-dir", tmp_path / "none", "-i", digits)
     assert result.returncode == 2 and "model folder not found" in result.stderr
     result = run_tool("tools/infer.py", "--model-dir", out, "-i", digits, "--batch-size", "0")
-    assert result.returncode == 2 and "batch_size must be >= 1" in result.stderr
+    assert result.returncode == 2 and "--batch-size must be >= 1" in result.stderr
     (tmp_path / "weights.bin").write_bytes(b"\x00\x01")
     result = run_tool("tools/infer.py", "--model-dir", out, "-i", tmp_path / "weights.bin")
     assert result.returncode == 2 and "expected an image" in result.stderr
