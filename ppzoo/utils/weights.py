@@ -22,6 +22,14 @@ def _resolve(path: str) -> str:
     return path
 
 
+def _arch_file_beside(path: str):
+    """The ``.arch.json`` written beside a compressed model's ``.pdparams``, if any."""
+    if not isinstance(path, str) or not path.endswith(".pdparams"):
+        return None
+    candidate = path[:-len(".pdparams")] + ".arch.json"
+    return candidate if os.path.isfile(candidate) else None
+
+
 def read_state_dict(path: str) -> Dict[str, np.ndarray]:
     """Read a ``.pdparams`` file (a state dict, or a ppzoo checkpoint holding one under
     ``"model"``) as numpy arrays."""
@@ -64,6 +72,10 @@ def load_weights(model: paddle.nn.Layer, weights: Union[str, Dict], skip_mismatc
             detail.append(f"{len(missing)} model tensors missing from the file (first: '{missing[0]}')")
         if unexpected:
             detail.append(f"{len(unexpected)} file tensors unknown to the model (first: '{unexpected[0]}')")
+        arch_file = _arch_file_beside(source)
+        if arch_file:  # written by a compression pass (ppzoo.compress.save_compressed): another structure
+            raise WeightsError(f"{source} does not fit {type(model).__name__} ({'; '.join(detail)}): it holds a "
+                               f"compressed model; build it from {arch_file} (Arch.name: {arch_file})")
         raise WeightsError(f"{source} does not fit {type(model).__name__}: {'; '.join(detail)}. Was it saved "
                            "from another model? PaddleClas weights need tools/convert_weights.py first.")
     head = {id(p) for p in model.get_classifier().parameters()} if hasattr(model, "get_classifier") else set()
