@@ -34,8 +34,12 @@ __all__ = ["train", "build_run", "fit", "Run", "evaluate_config", "output_dir_of
 
 
 def output_dir_of(cfg: dict) -> str:
-    """``Global.output_dir/<Arch.name>``, as PaddleClas lays it out."""
-    return os.path.join(cfg["Global"]["output_dir"], cfg["Arch"]["name"])
+    """``Global.output_dir/<Arch.name>``, as PaddleClas lays it out; an architecture file
+    (``x.arch.json``) gives ``Global.output_dir/x``, never its own path."""
+    name = cfg["Arch"]["name"]
+    if name.endswith(".json") or os.sep in name:
+        name = os.path.basename(name)[:-len(".arch.json")] if name.endswith(".arch.json") else os.path.basename(name)
+    return os.path.join(cfg["Global"]["output_dir"], name)
 
 
 @dataclass
