@@ -15,6 +15,7 @@ the variants then use ranks that do not depend on the weights.
         --json docs/results/lowrank_shufflenet_v1_g3_x0_5.json
     python benchmarks/lowrank.py --arch alexnet --config configs/cifar10/alexnet.yaml --cost-only \\
         --json docs/results/lowrank_alexnet_cost.json
+    python benchmarks/lowrank.py --render docs/results/lowrank_alexnet_cost.json   # the markdown table
 """
 import argparse
 import json
@@ -26,6 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
+import paddle.nn as nn  # noqa: E402
 
 import ppzoo  # noqa: E402  (first: it silences paddle's import-time warnings)
 from ppzoo.analysis import profile_model  # noqa: E402
@@ -112,11 +114,51 @@ def _structure_only(model, method, layers, options, arch):
 
 
 def _costs(model, size):
+    """Params (pq's frozen weights included: ``profile_model`` counts trainable ones) and MAdds."""
     s224, s32 = profile_model(model, (3, size, size)), profile_model(model, (3, 32, 32))
-    return {"params": s224.params, f"madds_{size}": s224.madds, "madds_32": s32.madds}
+    frozen = sum(int(np.prod(l.weight.shape)) for l in model.sublayers()
+                 if isinstance(l, (nn.Conv2D, nn.Linear)) and not l.weight.trainable)
+    return {"params": s224.params + frozen, f"madds_{size}": s224.madds, "madds_32": s32.madds}
+
+
+def _fine_tune(args, arch_file: str, weights: str, name: str) -> dict:
+    out = os.path.join(args.work, "runs", name)
+    summary = train(_config(args, arch_file, [
+        f"Global.pretrained_model={weights}", f"Global.epochs={args.fine_tune_epochs}",
+        f"Global.output_dir={out}", f"Optimizer.lr.learning_rate={args.fine_tune_lr}", "Optimizer.lr.warmup_epoch=0"]))
+    best = [os.path.join(r, f) for r, _, fs in os.walk(out) for f in fs if f == "best_model.pdparams"]
+    return {"top1": summary["last"]["top1"], "seconds": round(summary["wall_time_s"], 1), "weights": best[0]}
+
+
+def markdown(result: dict) -> str:
+    """The table docs/compression.md shows, from a result JSON."""
+    size = result["size"]
+    lines = [f"| variant | layers changed | params | MAdds {size}x{size} | MAdds 32x32 | file bytes | "
+             f"latency b1 / b8 (ms) | speed-up b1 / b8 | top-1 before / after / fine-tuned |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        size_text = f"{r['file_bytes']:,}"
+        if "pq_file_bytes" in r:
+            size_text += f" (pq.npz {r['pq_file_bytes']:,})"
+        elif "pq_bytes_computed" in r:
+            size_text += f" (pq {r['pq_bytes_computed']:,}, computed)"
+        top = " / ".join("-" if r.get(k) is None else f"{r[k]:.2f}"
+                         for k in ("top1_before", "top1_after", "top1_fine_tuned"))
+        if r["variant"] == "baseline":
+            top = " / ".join("-" if r.get(k) is None else f"{r[k]:.2f}" for k in ("top1_before", "top1_fine_tuned"))
+            top = top.replace(" / ", " / - / ") if r.get("top1_before") is not None else "-"
+        lat, sp = r["latency_ms"], r["speedup"]
+        lines.append(f"| {r['variant']} | {r.get('layers_changed', '-')} | {r['params']:,} | {r[f'madds_{size}']:,} | "
+                     f"{r['madds_32']:,} | {size_text} | {lat['batch1']:.1f} / {lat['batch8']:.1f} | "
+                     f"{sp['batch1']:.2f}x / {sp['batch8']:.2f}x | {top} |")
+    return "\n".join(lines)
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--render":  # print the table of an earlier run
+        with open(sys.argv[2]) as f:
+            print(markdown(json.load(f)))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", required=True)
     parser.add_argument("--config", required=True, help="the CIFAR-10 config the model was trained with")
@@ -158,7 +200,10 @@ def main():
     if not args.cost_only:
         rows[0]["top1_before"] = evaluate_config(_config(args, args.arch, [f"Global.pretrained_model={base_weights}"]))[
             "top1"]
-        print(f"baseline: top-1 {rows[0]['top1_before']:.2f}", flush=True)
+        # the same fine-tune for the undecomposed model: a short-trained baseline gains from it too
+        rows[0]["top1_fine_tuned"] = _fine_tune(args, os.path.join(args.work, "baseline.arch.json"), base_weights,
+                                                "baseline")["top1"]
+        print(f"baseline: top-1 {rows[0]['top1_before']:.2f}, {rows[0]['top1_fine_tuned']:.2f} fine-tuned", flush=True)
     for name, method, layers, options in variants:
         model = ppzoo.create_model(args.arch, num_classes=10, small_input=True)
         if not args.cost_only:
@@ -195,18 +240,13 @@ def main():
         if not args.cost_only and report.layers:
             cfg = _config(args, arch_file, [f"Global.pretrained_model={prefix}.pdparams"])
             row["top1_after"] = evaluate_config(cfg)["top1"]
-            out = os.path.join(args.work, "runs", os.path.basename(prefix))
-            summary = train(_config(args, arch_file, [
-                f"Global.pretrained_model={prefix}.pdparams", f"Global.epochs={args.fine_tune_epochs}",
-                f"Global.output_dir={out}", f"Optimizer.lr.learning_rate={args.fine_tune_lr}",
-                "Optimizer.lr.warmup_epoch=0"]))
-            row["top1_fine_tuned"] = summary["last"]["top1"]
+            tuned_run = _fine_tune(args, arch_file, prefix + ".pdparams", os.path.basename(prefix))
+            row["top1_fine_tuned"] = tuned_run["top1"]
             row["fine_tune"] = {"images": args.fine_tune_images, "epochs": args.fine_tune_epochs,
-                                "lr": args.fine_tune_lr, "seconds": round(summary["wall_time_s"], 1)}
+                                "lr": args.fine_tune_lr, "seconds": tuned_run["seconds"]}
             if method == "pq":  # the fine-tuned weights still lie on their codebooks
                 tuned = ppzoo.create_model(arch_file)
-                found = [os.path.join(r, f) for r, _, fs in os.walk(out) for f in fs if f == "best_model.pdparams"]
-                load_weights(tuned, found[0])
+                load_weights(tuned, tuned_run["weights"])
                 row["pq_file_bytes_fine_tuned"] = save_pq(tuned, prefix + "_fine_tuned")
             print(f"{name}: top-1 {row['top1_after']:.2f} right after, {row['top1_fine_tuned']:.2f} fine-tuned",
                   flush=True)
@@ -227,7 +267,10 @@ def main():
             t = times[row["variant"]].median
             row.setdefault("latency_ms", {})[f"batch{batch}"] = round(t * 1e3, 2)
             row.setdefault("speedup", {})[f"batch{batch}"] = round(base / t, 3)
-    result = {"arch": args.arch, "config": args.config, "weights": args.weights, "cost_only": args.cost_only,
+    metrics = os.path.join(os.path.dirname(args.weights or ""), "metrics.json")
+    trained = json.load(open(metrics)).get("best") if args.weights and os.path.isfile(metrics) else None
+    result = {"arch": args.arch, "config": args.config, "weights": args.weights, "weights_best_epoch": trained,
+              "cost_only": args.cost_only,
               "eval_list": args.eval_list, "size": args.size, "threads": args.threads, "repeat": args.repeat,
               "seconds": round(time.perf_counter() - started), "command": " ".join(sys.argv), "rows": rows}
     text = json.dumps(result, indent=2)
@@ -235,10 +278,7 @@ def main():
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:
             f.write(text + "\n")
-    for row in rows:
-        print(f"{row['variant']:32s} params {row['params']:>11,} MAdds {row[f'madds_{args.size}']:>14,} "
-              f"bytes {row['file_bytes']:>10,} lat {row['latency_ms']} top1 {row.get('top1_before')} "
-              f"{row.get('top1_after')} {row.get('top1_fine_tuned')}")
+    print(markdown(result))
 
 
 if __name__ == "__main__":

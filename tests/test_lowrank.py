@@ -306,3 +306,24 @@ def test_missing_tensorly_is_a_clear_error(monkeypatch):
     with pytest.raises(ValueError, match=r"tucker2 and cp need TensorLy: pip install 'ppzoo\[lowrank\]'"):
         METHODS["tucker2"].factorize(nn.Conv2D(4, 6, 3), [2, 2])
     assert METHODS["svd"].factorize(nn.Linear(4, 6), [2])[1] > 0  # SVD needs numpy only
+
+
+def test_stage_run_on_the_stage_runner_contract(tmp_path):
+    """``run_lowrank(model, ctx)`` as tools/compress.py's stage runner calls it (COMPRESS_API.md)."""
+    import logging
+    from types import SimpleNamespace
+
+    from ppzoo.compress import base
+    from ppzoo.compress.lowrank import run_lowrank
+
+    if not hasattr(base, "StageResult"):
+        pytest.skip("the stage runner (StageContext/StageResult) has not landed in ppzoo.compress.base")
+    tuned = []
+    ctx = SimpleNamespace(cfg={"Global": {"image_shape": [3, 32, 32]}}, key="lowrank", arch=ARCH,
+                          params=check_lowrank({"name": "pq", "layers": ["blocks.12.*"], "codebook": 16,
+                                                "fine_tune_epochs": 1}, {}),
+                          out_dir=str(tmp_path), logger=logging.getLogger("test_lowrank"),
+                          fine_tune=lambda model, epochs: tuned.append(epochs) or model)
+    result = run_lowrank(_mobilenet(), ctx)
+    assert tuned == [1] and [r["layer"] for r in result.info["layers"]] == ["blocks.12.1.0"]
+    assert result.info["pq_file_bytes"] == (tmp_path / "model.pq.npz").stat().st_size
