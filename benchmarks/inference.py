@@ -21,9 +21,9 @@ import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
 from ppzoo.analysis import time_interleaved  # noqa: E402
-from ppzoo.export import export_model  # noqa: E402
-from ppzoo.inference import Predictor  # noqa: E402
-from ppzoo.runtime import set_cpu_threads  # noqa: E402
+from ppzoo.deploy.export import export_model  # noqa: E402
+from ppzoo.deploy.predictor import Predictor  # noqa: E402
+from ppzoo.utils.runtime import set_cpu_threads  # noqa: E402
 
 MODELS = ["alexnet", "mobilenet_v1_x1_0", "mobilenet_v2_x1_0", "shufflenet_v1_g3_x1_0"]
 

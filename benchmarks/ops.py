@@ -24,7 +24,7 @@ import paddle  # noqa: E402
 import paddle.nn as nn  # noqa: E402
 from ppzoo.analysis import time_interleaved  # noqa: E402
 from ppzoo.layers import ConvNormAct, channel_shuffle  # noqa: E402
-from ppzoo.runtime import set_cpu_threads  # noqa: E402
+from ppzoo.utils.runtime import set_cpu_threads  # noqa: E402
 
 
 def reshape_transpose_shuffle(x, groups):

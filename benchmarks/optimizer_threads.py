@@ -31,7 +31,7 @@ def measure(optimizer_name: str, model_name: str, batch: int, size: int, threads
     import paddle
 
     from ppzoo.analysis.timing import time_fn
-    from ppzoo.runtime import set_cpu_threads
+    from ppzoo.utils.runtime import set_cpu_threads
 
     set_cpu_threads(threads)
     paddle.seed(0)

@@ -31,7 +31,7 @@ from ppzoo.engine.builders import build_loss, build_lr_scheduler, build_optimize
 from ppzoo.engine.logger import Progress  # noqa: E402
 from ppzoo.engine import ClassificationStep  # noqa: E402
 from ppzoo.engine.loop import train_one_epoch  # noqa: E402
-from ppzoo.runtime import set_cpu_threads  # noqa: E402
+from ppzoo.utils.runtime import set_cpu_threads  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR = os.environ.get("PPZOO_CIFAR10", os.path.join(ROOT, "..", "shared", "datasets", "cifar10"))

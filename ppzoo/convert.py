@@ -19,7 +19,7 @@ import paddle
 from .utils.fileio import atomic_write
 from .models.mobilenet_v1 import BLOCKS as MOBILENET_V1_BLOCKS
 from .models.mobilenet_v2 import SETTINGS as MOBILENET_V2_SETTINGS
-from .registry import create_model, list_models, model_info, resolve_name
+from .registry import create_model, list_models, model_arguments, model_info, resolve_name
 from .utils.weights import WeightsError, read_state_dict
 
 __all__ = ["convert_paddleclas", "convert_paddleclas_file", "SUPPORTED_FAMILIES"]
@@ -84,7 +84,13 @@ def convert_paddleclas(state: Dict[str, np.ndarray], name: str, source: str = "s
         ``create_model(name, **kwargs)`` (``num_classes`` and, for MobileNetV2,
         ``layout="paddleclas"``) and load the state into it.
     """
-    key = resolve_name(name)
+    key, layout = resolve_name(name), {}
+    if not model_info(key).paddleclas_names and f"{key}.paddleclas" in list_models():
+        # the untagged name of a family whose PaddleClas layout is its own entry: convert into
+        # that layout and return the options that build it under the untagged name
+        tagged_fixed, fixed = model_arguments(f"{key}.paddleclas")[1], model_arguments(key)[1]
+        layout = {k: v for k, v in tagged_fixed.items() if fixed.get(k) != v}
+        key = f"{key}.paddleclas"
     info = model_info(key)
     if info.family not in SUPPORTED_FAMILIES or not info.paddleclas_names:
         have = [n for f in SUPPORTED_FAMILIES for n in _paddleclas_models(f)]
@@ -93,7 +99,7 @@ def convert_paddleclas(state: Dict[str, np.ndarray], name: str, source: str = "s
     if classifier not in state:
         raise WeightsError(f"{source} is not a PaddleClas {info.paddleclas_names[0]} state dict: "
                            f"tensor '{classifier}' not found (first tensors: {', '.join(list(state)[:3])})")
-    kwargs = dict(num_classes=int(np.shape(state[classifier])[1]))
+    kwargs = dict(layout, num_classes=int(np.shape(state[classifier])[1]))
     model = create_model(key, **kwargs)
     theirs = list(keys_fn())
     ours = model.state_dict()

@@ -21,7 +21,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 from .config import ConfigError, check_params, check_type, register_section, type_name
 
 __all__ = ["ModelInfo", "register_model", "create_model", "list_models", "model_info", "resolve_name",
-           "model_entrypoint", "register_arch", "register_path_loader", "build_from_arch", "ARCH_KEYS"]
+           "model_entrypoint", "model_arguments", "register_arch", "register_path_loader", "build_from_arch",
+           "check_model_arch", "ARCH_KEYS", "IMAGENET_MEAN", "IMAGENET_STD", "DEFAULT_CROP_PCT"]
 
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the one place for ImageNet's normalisation

@@ -110,7 +110,7 @@ def test_paddle_flops_reference():
 
 def test_resolve_models_and_bad_names():
     assert resolve_models(["mobilenet_v1*"])[0] == "mobilenet_v1_x0_25" and len(resolve_models(["mobilenet_v1*"])) == 4
-    assert resolve_models(["MobileNetV2", "alexnet", "alexnet"]) == ["MobileNetV2", "alexnet"]
+    assert resolve_models(["MobileNetV2", "alexnet", "alexnet"]) == ["mobilenet_v2_x1_0.paddleclas", "alexnet"]
     assert abs(analyze(["MobileNetV2"])[0]["madds"] / 1e6 - 313.6) < 0.1  # PaddleClas's layout, as create_model
     with pytest.raises(ValueError, match=r"pattern 'resnet\*' matches no model"):
         resolve_models(["resnet*"])
@@ -171,7 +171,6 @@ def test_plots(tmp_path):
     from ppzoo.analysis.plot import plot_layers, plot_tradeoffs
 
     results = analyze(["mobilenet_v1_x0_25", "mobilenet_v1_x0_5", "shufflenet_v1_g3_x0_25"], input_size=64)
-    assert (tmp_path / "t.png").exists() is False
     plot_tradeoffs(results, str(tmp_path / "t.png"))
     plot_layers(results[0], str(tmp_path / "l.png"))
     assert (tmp_path / "t.png").stat().st_size > 10_000 and (tmp_path / "l.png").stat().st_size > 10_000

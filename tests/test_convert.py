@@ -7,7 +7,7 @@ import pytest
 
 import ppzoo
 from ppzoo.convert import SUPPORTED_FAMILIES, convert_paddleclas
-from ppzoo.weights import WeightsError
+from ppzoo.utils.weights import WeightsError
 
 from conftest import randomise_weights, run_tool
 

@@ -9,13 +9,15 @@ import yaml
 
 import ppzoo
 from ppzoo.data import BadImageError
-from ppzoo.export import ExportError, export_model, read_metadata
-from ppzoo.inference import Predictor
+from ppzoo.deploy.export import ExportError, export_model, read_metadata
+from ppzoo.deploy.predictor import Predictor
 
-from conftest import ROOT, randomise_weights, run_tool
+from conftest import ROOT, one_per_family, randomise_weights, run_tool
 
 # one variant per family; AlexNet's groups and LRN, ShuffleNet's channel shuffle included
-FAMILIES = ["alexnet", "mobilenet_v1_x0_25", "mobilenet_v2_x0_35", "shufflenet_v1_g3_x0_5"]
+BY_FAMILY = one_per_family()
+FAMILIES = sorted(BY_FAMILY.values())
+SHUFFLENET, MOBILENET_V1 = BY_FAMILY["shufflenet_v1"], BY_FAMILY["mobilenet_v1"]
 SHAPE = [3, 64, 64]
 
 
@@ -47,9 +49,9 @@ def test_predictor_equals_dygraph(exported, name, onednn):
 
 
 def test_folder_layout_and_metadata(exported):
-    model, folder = exported["shufflenet_v1_g3_x0_5"]
+    model, folder = exported[SHUFFLENET]
     meta = read_metadata(folder)
-    assert meta["model"] == "shufflenet_v1_g3_x0_5" and meta["input"]["shape"] == [None, *SHAPE]
+    assert meta["model"] == SHUFFLENET and meta["input"]["shape"] == [None, *SHAPE]
     assert meta["output"] == {"num_classes": 7, "softmax": False}
     assert meta["class_names"][:2] == ["class0", "class1"] and meta["PostProcess"]["topk"] == 3
     ops = [next(iter(op)) for op in meta["PreProcess"]["transform_ops"]]
@@ -98,14 +100,14 @@ def test_softmax_head_and_fixed_batch(tmp_path):
 def test_a_disagreeing_or_nan_export_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
     model = ppzoo.create_model("mobilenet_v1_x0_25", num_classes=4)
     for bad in (np.nan, 1.0):
-        monkeypatch.setattr("ppzoo.export._predictor_output", lambda folder, batch: np.full([len(batch), 4], bad))
+        monkeypatch.setattr("ppzoo.deploy.export._predictor_output", lambda folder, batch: np.full([len(batch), 4], bad))
         with pytest.raises(ExportError, match="the exported program disagrees with the model: max abs diff"):
             export_model(model, str(tmp_path), SHAPE)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_wrong_input_shapes_are_clear_errors(exported, tmp_path):
-    _, folder = exported["mobilenet_v1_x0_25"]
+    _, folder = exported[MOBILENET_V1]
     predictor = Predictor(folder)
     with pytest.raises(ValueError, match=r"takes input \[N, 3, 64, 64\], got \[1, 1, 64, 64\]"):
         predictor.run(np.zeros([1, 1, 64, 64], dtype="float32"))
@@ -124,7 +126,7 @@ def test_missing_incomplete_folders_and_bad_images(exported, tmp_path):
     (tmp_path / "half" / "inference.json").write_text("{}")
     with pytest.raises(ExportError, match="half is incomplete: missing inference.pdiparams, inference.yml"):
         Predictor(str(tmp_path / "half"))
-    _, good = exported["mobilenet_v1_x0_25"]
+    _, good = exported[MOBILENET_V1]
     broken = tmp_path / "broken"
     broken.mkdir()
     for f in ("inference.pdiparams", "inference.yml"):
@@ -137,7 +139,7 @@ def test_missing_incomplete_folders_and_bad_images(exported, tmp_path):
         Predictor(str(broken))
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not an image")
-    _, folder = exported["mobilenet_v1_x0_25"]
+    _, folder = exported[MOBILENET_V1]
     with pytest.raises(BadImageError, match=r"bad.jpg: cannot decode image"):
         Predictor(folder).predict([str(bad)])
 

@@ -308,22 +308,49 @@ def test_missing_tensorly_is_a_clear_error(monkeypatch):
     assert METHODS["svd"].factorize(nn.Linear(4, 6), [2])[1] > 0  # SVD needs numpy only
 
 
-def test_stage_run_on_the_stage_runner_contract(tmp_path):
-    """``run_lowrank(model, ctx)`` as tools/compress.py's stage runner calls it (COMPRESS_API.md)."""
-    import logging
-    from types import SimpleNamespace
+def test_compress_tool_runs_the_lowrank_stage(tmp_path):
+    """tools/compress.py's runner with Slim.lowrank: the stage factorises, fine-tunes, and the
+    report measures the result."""
+    from ppzoo.config import load_config
+    from ppzoo.engine import train
+    from ppzoo.engine.recipe import compress
 
-    from ppzoo.compress import base
+    from conftest import out_dir, tiny_config
+
+    path = tiny_config(tmp_path, **{"Global.epochs": 1, "Global.image_shape": [3, 16, 16]})
+    train(load_config(path))
+    weights = str(out_dir(tmp_path) / "best_model.pdparams")
+    cfg = load_config(path, [f"Global.pretrained_model={weights}",
+                             "Slim={lowrank: {name: svd, layers: [blocks.12.1.0, fc], rank: 8, fine_tune_epochs: 1}}"])
+    base_entry, stage = compress(cfg, repeat=2)["stages"]
+    assert stage["stage"] == "lowrank" and [r["layer"] for r in stage["info"]["layers"]] == ["blocks.12.1.0", "fc"]
+    assert base_entry["params"] - stage["params"] == (256 * 256 - 8 * 512) + (256 * 10 - 8 * 266)
+    folder = out_dir(tmp_path) / "compress" / "1_lowrank"
+    rebuilt = ppzoo.create_model(str(folder / "model.arch.json"), pretrained=str(folder / "model.pdparams"))
+    assert isinstance(rebuilt.fc, nn.Sequential)
+
+
+def test_pq_stage_reports_the_bytes_of_codes_and_codebooks(tmp_path):
+    import logging
+
+    from ppzoo.compress import StageContext
     from ppzoo.compress.lowrank import run_lowrank
 
-    if not hasattr(base, "StageResult"):
-        pytest.skip("the stage runner (StageContext/StageResult) has not landed in ppzoo.compress.base")
     tuned = []
-    ctx = SimpleNamespace(cfg={"Global": {"image_shape": [3, 32, 32]}}, key="lowrank", arch=ARCH,
-                          params=check_lowrank({"name": "pq", "layers": ["blocks.12.*"], "codebook": 16,
-                                                "fine_tune_epochs": 1}, {}),
-                          out_dir=str(tmp_path), logger=logging.getLogger("test_lowrank"),
-                          fine_tune=lambda model, epochs: tuned.append(epochs) or model)
+    ctx = StageContext(cfg={"Global": {"image_shape": [3, 32, 32]}}, key="lowrank", arch=ARCH,
+                       params=check_lowrank({"name": "pq", "layers": ["blocks.12.*"], "codebook": 16,
+                                             "fine_tune_epochs": 1}, {}),
+                       out_dir=str(tmp_path), logger=logging.getLogger("test_lowrank"), loader=None,
+                       fine_tune=lambda model, epochs: tuned.append(epochs) or model)
     result = run_lowrank(_mobilenet(), ctx)
     assert tuned == [1] and [r["layer"] for r in result.info["layers"]] == ["blocks.12.1.0"]
-    assert result.info["pq_file_bytes"] == (tmp_path / "model.pq.npz").stat().st_size
+    assert result.info["skipped"][0]["layer"] == "blocks.12.0.0"  # the depthwise conv, with its reason
+    assert result.info["file_bytes"] == (tmp_path / "model.pq.npz").stat().st_size == result.info["pq_file_bytes"]
+
+
+def test_missing_tensorly_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(__import__("sys").modules, "tensorly", None)  # import tensorly now raises ImportError
+    with pytest.raises(ValueError, match=r"tucker2 and cp need TensorLy: pip install 'ppzoo\[lowrank\]'"):
+        METHODS["tucker2"].factorize(nn.Conv2D(4, 6, 3), [2, 2])
+    assert METHODS["svd"].factorize(nn.Linear(4, 6), [2])[1] > 0  # SVD needs numpy only
+

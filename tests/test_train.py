@@ -15,7 +15,7 @@ from ppzoo.config import load_config
 from ppzoo.engine import evaluate_config, train
 from ppzoo.engine.checkpoint import atomic_save
 from ppzoo.engine.loop import NonFiniteLossError
-from ppzoo.weights import WeightsError, read_state_dict
+from ppzoo.utils.weights import WeightsError, read_state_dict
 
 from conftest import LEARNS, NORMALIZE, ROOT, make_image_tree, out_dir, run_tool, tiny_config
 

@@ -3,7 +3,7 @@ import paddle
 import pytest
 
 import ppzoo
-from ppzoo.weights import WeightsError, load_weights
+from ppzoo.utils.weights import WeightsError, load_weights
 
 
 @pytest.fixture

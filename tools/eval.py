@@ -6,7 +6,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.cli import config_parser, run  # noqa: E402
+from ppzoo.utils.cli import config_parser, run  # noqa: E402
 
 
 def main():
@@ -17,7 +17,7 @@ def main():
 
     from ppzoo.config import load_config
     from ppzoo.engine import evaluate_config, output_dir_of
-    from ppzoo.fileio import write_json
+    from ppzoo.utils.fileio import write_json
 
     cfg = load_config(args.config, args.override)
     result = evaluate_config(cfg)

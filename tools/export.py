@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.cli import config_parser, run  # noqa: E402
+from ppzoo.utils.cli import config_parser, run  # noqa: E402
 
 
 def main():
@@ -22,7 +22,7 @@ def main():
     args = parser.parse_args()
 
     from ppzoo.config import load_config
-    from ppzoo.export import export_from_config
+    from ppzoo.deploy.export import export_from_config
 
     cfg = load_config(args.config, args.override)
     meta = export_from_config(cfg, random_weights=args.random_weights, batch_size=args.batch_size, onnx=args.onnx)

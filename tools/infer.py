@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.cli import run  # noqa: E402
+from ppzoo.utils.cli import run  # noqa: E402
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,7 +33,7 @@ def main():
     if not args.benchmark and not args.input:
         parser.error("give -i IMAGE/FOLDER/LIST, or --benchmark")
 
-    from ppzoo.inference import Predictor, accuracy, collect_images
+    from ppzoo.deploy.predictor import Predictor, accuracy, collect_images
 
     predictor = Predictor(args.model_dir, device=args.device, threads=args.threads, onednn=not args.no_onednn,
                           tensorrt=args.tensorrt)

@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from ppzoo.cli import config_parser, run  # noqa: E402
+from ppzoo.utils.cli import config_parser, run  # noqa: E402
 
 
 def main():

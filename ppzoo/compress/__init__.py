@@ -14,9 +14,11 @@ Layout (one sub-package per method, as the methods land):
 This package sits above ``analysis`` (it measures what it compresses) and below
 ``engine`` (the trainer asks it for ``training_parts``).
 """
-from .base import (ARCH_SUFFIX, TrainingParts, add_pass, arch_record, load_arch, register_pass, register_stage,
-                   register_training_method, save_compressed, stage_names, training_parts)
-from . import lowrank  # noqa: F401  (registers the lowrank pass and Slim.lowrank)
+from .base import (ARCH_SUFFIX, StageContext, StageResult, TrainingParts, add_pass, arch_record, load_arch,
+                   register_pass, register_stage, register_training_method, save_compressed, stage_names, stage_runner,
+                   training_parts)
+from . import lowrank  # noqa: F401,E402  (registers the lowrank pass and Slim.lowrank)
 
-__all__ = ["ARCH_SUFFIX", "TrainingParts", "add_pass", "arch_record", "load_arch", "register_pass", "register_stage",
-           "register_training_method", "save_compressed", "stage_names", "training_parts"]
+__all__ = ["ARCH_SUFFIX", "StageContext", "StageResult", "TrainingParts", "add_pass", "arch_record", "load_arch",
+           "register_pass", "register_stage", "register_training_method", "save_compressed", "stage_names",
+           "stage_runner", "training_parts"]

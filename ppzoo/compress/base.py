@@ -25,7 +25,7 @@ from ..registry import create_model, register_path_loader
 from ..utils.fileio import atomic_write
 from ..utils.hooks import ClassificationStep
 
-__all__ = ["register_stage", "stage_names", "register_training_method", "training_parts", "TrainingParts",
+__all__ = ["StageContext", "StageResult", "stage_runner", "register_stage", "stage_names", "register_training_method", "training_parts", "TrainingParts",
            "register_pass", "arch_record", "add_pass", "save_compressed", "load_arch", "ARCH_SUFFIX"]
 
 ARCH_SUFFIX = ".arch.json"
@@ -34,23 +34,78 @@ ARCH_FORMAT = "ppzoo.arch/1"
 
 # ---------------------------------------------------------------------------- Slim stages
 
+@dataclass
+class StageContext:
+    """What a stage's ``run`` gets besides the model.
+
+    Attributes:
+        cfg: the whole resolved config.
+        key: the stage's ``Slim`` key; ``params``: its checked section.
+        arch: the ``Arch`` section of the base model (``arch_record`` needs it for a model
+            not compressed before).
+        out_dir: the stage's own folder (``.../compress/<k>_<key>/``).
+        logger: the run's logger.
+        loader: ``loader(kind)`` with kind ``"train"``, ``"eval"`` or ``"calib"`` (training
+            images with the eval transforms, unshuffled) -> a loader of (images, labels, skipped).
+        fine_tune: ``fine_tune(model, epochs) -> model``: the ordinary trainer on the config's
+            data and optimizer, starting from the model's current weights.
+    """
+
+    cfg: dict
+    key: str
+    params: dict
+    arch: dict
+    out_dir: str
+    logger: object
+    loader: Callable
+    fine_tune: Callable
+
+
+@dataclass
+class StageResult:
+    """What a stage's ``run`` returns.
+
+    Attributes:
+        model: the compressed model (dygraph), passed to the next stage; ``None`` keeps the
+            incoming one (a stage that only exports).
+        precision: the precision its deployed form runs in (``fp32``, ``bf16``, ``int8``).
+        export: ``export(folder, input_shape)`` writes the deployable inference model (int8
+            stages); ``None``: the runner exports ``model`` in float32.
+        info: stage figures for the report (``file_bytes`` here overrides the size of the
+            exported parameters, e.g. for bit-packed or PQ-coded weights).
+    """
+
+    model: Optional[object] = None
+    precision: str = "fp32"
+    export: Optional[Callable] = None
+    info: dict = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class _Stage:
     key: str
     check: Callable  # (section value, resolved config) -> resolved value
     order: int
+    run: Optional[Callable]  # (model, StageContext) -> StageResult; None: a training-time method only
     doc: str
 
 
-_STAGES: Dict[str, _Stage] = {}  # Slim key -> its checker and place in the chain
+_STAGES: Dict[str, _Stage] = {}  # Slim key -> its checker, place in the chain and runner
 
 
-def register_stage(key: str, check: Callable, order: int, doc: str = "") -> None:
+def register_stage(key: str, check: Callable, order: int, run: Optional[Callable] = None, doc: str = "") -> None:
     """Declare ``Slim.<key>``: ``check(value, resolved) -> value`` raises ``ConfigError``;
-    ``order`` is the stage's place in a recipe (lower runs first)."""
+    ``order`` is the stage's place in a recipe (lower runs first); ``run(model, ctx) ->
+    StageResult`` is what ``tools/compress.py`` calls (``None`` for methods that only act
+    during training, through ``register_training_method``)."""
     if key in _STAGES:
         raise ValueError(f"Slim stage '{key}' is already registered")
-    _STAGES[key] = _Stage(key, check, order, doc)
+    _STAGES[key] = _Stage(key, check, order, run, doc)
+
+
+def stage_runner(key: str) -> Optional[Callable]:
+    """The ``run`` of ``Slim.<key>`` (``None`` when the stage acts only during training)."""
+    return _STAGES[key].run
 
 
 def stage_names() -> List[str]:

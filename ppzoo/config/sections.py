@@ -31,17 +31,16 @@ class _Section:
 
 _SECTIONS: Dict[str, _Section] = {}  # section name -> its checker
 
-# PaddleClas keys we accept (so its configs load unchanged) and ignore, with the reason;
-# a config that sets one gets a one-line notice. Patterns match dotted key paths.
+# PaddleClas keys we accept (so its configs load unchanged) and ignore: pattern (dotted key
+# path, fnmatch) -> (reason, values that are what ppzoo does anyway and need no notice).
+# A config that sets one to another value gets a one-line notice.
 PADDLECLAS_IGNORED = {
-    "DataLoader.*.sampler.name": "ppzoo always uses a distributed batch sampler, which in one process "
-                                 "is the same as BatchSampler",
-    "Infer.infer_imgs": "tools/infer.py takes the images with -i",
-    "Infer.batch_size": "tools/infer.py takes the batch size with --batch-size",
-    "*.transform_ops.*.ResizeImage.backend": "ppzoo resizes with PIL",
-    "*.transform_ops.*.ResizeImage.return_numpy": "ppzoo's transforms always pass numpy arrays",
-    "Infer.transforms.*.ResizeImage.backend": "ppzoo resizes with PIL",
-    "Infer.transforms.*.ResizeImage.return_numpy": "ppzoo's transforms always pass numpy arrays",
+    "DataLoader.*.sampler.name": ("ppzoo always uses a distributed batch sampler, which in one process is the "
+                                  "same as BatchSampler", ("DistributedBatchSampler",)),
+    "Infer.infer_imgs": ("tools/infer.py takes the images with -i", ()),
+    "Infer.batch_size": ("tools/infer.py takes the batch size with --batch-size", (1,)),
+    "*.ResizeImage.backend": ("ppzoo resizes with PIL", ("pil",)),
+    "*.ResizeImage.return_numpy": ("ppzoo's transforms always pass numpy arrays", (True,)),
 }
 
 
@@ -86,7 +85,7 @@ def _key_paths(node, prefix=""):
     if isinstance(node, dict):
         for key, value in node.items():
             path = f"{prefix}.{key}" if prefix else str(key)
-            yield path
+            yield path, value
             yield from _key_paths(value, path)
     elif isinstance(node, list):
         for i, value in enumerate(node):
@@ -95,8 +94,9 @@ def _key_paths(node, prefix=""):
 
 def ignored_keys(cfg: dict) -> list:
     """``(key path, reason)`` for every key of ``cfg`` that ppzoo accepts and ignores."""
-    return [(path, reason) for path in _key_paths(cfg) for pattern, reason in PADDLECLAS_IGNORED.items()
-            if fnmatch.fnmatchcase(path, pattern)]
+    return [(path, reason) for path, value in _key_paths(cfg)
+            for pattern, (reason, harmless) in PADDLECLAS_IGNORED.items()
+            if fnmatch.fnmatchcase(path, pattern) and value not in harmless]
 
 
 def _blame(error: ConfigError, overrides: Sequence[str]) -> Optional[str]:

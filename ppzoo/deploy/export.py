@@ -25,6 +25,7 @@ from paddle.static import InputSpec
 
 from .._version import __version__
 from ..layers.onnx_compat import onnx_compatible
+from ..registry import DEFAULT_CROP_PCT, IMAGENET_MEAN, IMAGENET_STD, build_from_arch, model_info
 
 __all__ = ["export_model", "export_from_config", "default_preprocess", "read_metadata", "ExportError", "REQUIRED_FILES"]
 
@@ -36,11 +37,12 @@ class ExportError(ValueError):
     """The model cannot be exported as asked, or an export folder is unusable."""
 
 
-def default_preprocess(input_shape: Sequence[int], mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)) -> list:
-    """Decode, resize the short side to size / 0.875 (256 for 224), centre-crop, normalise."""
+def default_preprocess(input_shape: Sequence[int], mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                       crop_pct: float = DEFAULT_CROP_PCT) -> list:
+    """Decode, resize the short side to size / crop_pct (256 for 224), centre-crop, normalise."""
     size = int(input_shape[-1])
     ops = [{"DecodeImage": {"to_rgb": True}}]
-    ops.append({"ResizeImage": {"resize_short": int(round(size / 0.875))}} if size >= 64 else
+    ops.append({"ResizeImage": {"resize_short": int(round(size / crop_pct))}} if size >= 64 else
                {"ResizeImage": {"size": size}})
     if size >= 64:
         ops.append({"CropImage": {"size": size}})
@@ -207,11 +209,13 @@ def read_metadata(model_dir: str) -> dict:
     return meta
 
 
-def _mean_std(name: str):
-    from ..registry import model_info
-
-    info = model_info(name)
-    return info.mean, info.std
+def _norm_crop(name: str):
+    """The model's mean, std and crop ratio (ImageNet's for a path or an Arch kind)."""
+    try:
+        info = model_info(name)
+    except ValueError:
+        return IMAGENET_MEAN, IMAGENET_STD, DEFAULT_CROP_PCT
+    return info.mean, info.std, info.crop_pct
 
 
 def _eval_preprocess(cfg: dict) -> Optional[list]:
@@ -232,7 +236,6 @@ def export_from_config(cfg: dict, random_weights: bool = False, batch_size: Opti
     std), class names from ``Infer.PostProcess.class_id_map_file`` (or the eval set's
     ``class_names_path``), and export to ``Global.save_inference_dir``."""
     from ..data.datasets import _read_class_names
-    from ..registry import build_from_arch
     from ..utils.weights import load_weights
 
     g, arch = cfg["Global"], cfg["Arch"]
@@ -246,7 +249,7 @@ def export_from_config(cfg: dict, random_weights: bool = False, batch_size: Opti
     infer = cfg.get("Infer", {})
     post = infer.get("PostProcess") or {}
     preprocess = infer.get("transforms") or _eval_preprocess(cfg) or default_preprocess(g["image_shape"],
-                                                                                          *_mean_std(arch["name"]))
+                                                                                          *_norm_crop(arch["name"]))
     names_file = post.get("class_id_map_file") or (
         cfg.get("DataLoader", {}).get("Eval", {}).get("dataset", {}).get("class_names_path"))
     return export_model(model, g["save_inference_dir"], g["image_shape"], name=arch["name"],

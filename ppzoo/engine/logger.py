@@ -9,13 +9,17 @@ __all__ = ["setup_logger", "close_logger", "Progress", "ScalarWriter", "format_s
 
 
 def setup_logger(log_file: Optional[str] = None, rank: int = 0) -> logging.Logger:
-    """The ``ppzoo`` logger: INFO to stdout (rank 0 only) and to ``log_file``."""
+    """The ``ppzoo`` logger: INFO to stdout (rank 0 only) and to ``log_file``. Handlers of
+    an enclosing run (a fine-tune inside tools/compress.py) are set aside until
+    :func:`close_logger` puts them back."""
     logger = logging.getLogger("ppzoo")
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    stack = getattr(logger, "_ppzoo_outer_handlers", [])
+    stack.append(list(logger.handlers))
+    logger._ppzoo_outer_handlers = stack
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-        handler.close()
     console = logging.StreamHandler(sys.stdout)
     console.setLevel(logging.INFO if rank == 0 else logging.ERROR)
     console.setFormatter(logging.Formatter("%(message)s"))
@@ -29,10 +33,15 @@ def setup_logger(log_file: Optional[str] = None, rank: int = 0) -> logging.Logge
 
 
 def close_logger(logger: logging.Logger) -> None:
-    """Close and detach the handlers (the log file) of :func:`setup_logger`."""
+    """Close and detach the handlers (the log file) of :func:`setup_logger`; restore the
+    enclosing run's."""
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
+    stack = getattr(logger, "_ppzoo_outer_handlers", [])
+    for handler in (stack.pop() if stack else []):
+        if not getattr(handler, "stream", None) or not getattr(handler.stream, "closed", False):
+            logger.addHandler(handler)
 
 
 def format_seconds(seconds: float) -> str:

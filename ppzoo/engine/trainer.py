@@ -34,11 +34,11 @@ __all__ = ["train", "build_run", "fit", "Run", "evaluate_config", "output_dir_of
 
 
 def output_dir_of(cfg: dict) -> str:
-    """``Global.output_dir/<Arch.name>``, as PaddleClas lays it out; an architecture file
-    (``x.arch.json``) gives ``Global.output_dir/x``, never its own path."""
+    """``Global.output_dir/<Arch.name>``, as PaddleClas lays it out (for an ``.arch.json``
+    path: its file name without the suffix)."""
     name = cfg["Arch"]["name"]
-    if name.endswith(".json") or os.sep in name:
-        name = os.path.basename(name)[:-len(".arch.json")] if name.endswith(".arch.json") else os.path.basename(name)
+    if os.sep in name or name.endswith(".json"):
+        name = os.path.basename(name).replace(".arch.json", "").replace(".json", "")
     return os.path.join(cfg["Global"]["output_dir"], name)
 
 

@@ -11,8 +11,6 @@
 
 ``tucker2`` and ``cp`` use TensorLy (extra ``lowrank``: ``pip install 'ppzoo[lowrank]'``).
 """
-import inspect
-
 from ..base import register_pass, register_stage
 from .decompose import PASS_NAME, LayerReport, LowRankReport, choose_ranks, decompose, layer_shapes, rebuild, \
     select_layers
@@ -28,7 +26,4 @@ __all__ = ["decompose", "rebuild", "product_quantize", "save_pq", "load_pq", "pq
 
 register_pass(PASS_NAME, rebuild)
 _DOC = "low-rank factorisation (svd, spatial_svd, tucker2, cp) or product quantization (pq) of weights"
-if "run" in inspect.signature(register_stage).parameters:  # the stage runner of tools/compress.py
-    register_stage("lowrank", check_lowrank, order=30, doc=_DOC, run=run_lowrank)
-else:
-    register_stage("lowrank", check_lowrank, order=30, doc=_DOC)
+register_stage("lowrank", check_lowrank, order=30, run=run_lowrank, doc=_DOC)

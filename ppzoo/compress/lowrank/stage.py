@@ -104,7 +104,7 @@ def check_lowrank(section, resolved: dict) -> dict:
 def run_lowrank(model, ctx):
     """The stage: factorise (or product-quantize) as ``Slim.lowrank`` says, then fine-tune
     for ``fine_tune_epochs``. pq also writes ``model.pq.npz`` (codes + codebooks) to the
-    stage folder; its size is in ``info["pq_file_bytes"]``."""
+    stage folder; its size is the stage's ``file_bytes`` (``info["file_bytes"]``)."""
     from ..base import StageResult
 
     p, log = ctx.params, ctx.logger.info
@@ -121,7 +121,7 @@ def run_lowrank(model, ctx):
         log(f"{where}: {p['name']} changed no layer")
     if p["fine_tune_epochs"] and report.layers:
         model = ctx.fine_tune(model, p["fine_tune_epochs"])
-    if p["name"] == "pq" and report.layers:
+    if p["name"] == "pq" and report.layers:  # the stored form: codes + codebooks (the report's file size)
         info["pq_file"] = os.path.join(ctx.out_dir, "model.pq.npz")
-        info["pq_file_bytes"] = save_pq(model, info["pq_file"])
+        info["pq_file_bytes"] = info["file_bytes"] = save_pq(model, info["pq_file"])
     return StageResult(model=model, info=info)
