@@ -102,8 +102,10 @@ def _structure_only(model, method, layers, options, arch):
         if method == "pq":
             shape = list(layer.weight.shape)  # Linear [in, out], conv [out, in/g, 1, 1]
             rows, width = (shape[1], shape[0]) if len(shape) == 2 else (shape[0], int(np.prod(shape[1:])))
-            pq += pq_bytes(rows, width, options["subvector"], options["codebook"]) - rows * width * 4
-            changed.append({"layer": name})
+            small = pq_bytes(rows, width, options["subvector"], options["codebook"])
+            if small < rows * width * 4:  # product_quantize keeps a layer its codebooks would not shrink
+                pq += small - rows * width * 4
+                changed.append({"layer": name})
             continue
         ranks = choose_ranks(method, layer, name, **options)
         set_layer(model, name, METHODS[method].build(layer, ranks))
@@ -183,10 +185,12 @@ def main():
     family = _family(args.arch)
     variants = [v for v in PRESETS[family] if not args.variants or v[0] in args.variants]
     arch = {"name": args.arch, "class_num": 10, "small_input": True}
-    started = time.perf_counter()
+    started, trained = time.perf_counter(), None
     base_weights = os.path.join(args.work, "baseline.pdparams")
     baseline = ppzoo.create_model(args.arch, num_classes=10, small_input=True)
     if not args.cost_only:
+        metrics = os.path.join(os.path.dirname(args.weights), "metrics.json")  # read with the copy, not later
+        trained = json.load(open(metrics)).get("best") if os.path.isfile(metrics) else None
         shutil.copyfile(args.weights, base_weights)  # the background job may rewrite its file meanwhile
         load_weights(baseline, base_weights)
         args.train_list = _subset(os.path.join(CIFAR, "train_10k_list.txt"), args.fine_tune_images,
@@ -267,8 +271,6 @@ def main():
             t = times[row["variant"]].median
             row.setdefault("latency_ms", {})[f"batch{batch}"] = round(t * 1e3, 2)
             row.setdefault("speedup", {})[f"batch{batch}"] = round(base / t, 3)
-    metrics = os.path.join(os.path.dirname(args.weights or ""), "metrics.json")
-    trained = json.load(open(metrics)).get("best") if args.weights and os.path.isfile(metrics) else None
     result = {"arch": args.arch, "config": args.config, "weights": args.weights, "weights_best_epoch": trained,
               "cost_only": args.cost_only,
               "eval_list": args.eval_list, "size": args.size, "threads": args.threads, "repeat": args.repeat,
