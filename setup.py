@@ -39,12 +39,15 @@ setup(
         "paddleclas": ['paddleclas==2.6.0; python_version < "3.12"'],
         "onnx": ["paddle2onnx>=2.0", "onnxruntime"],
         "plot": ["matplotlib"],
+        # Tucker-2 and CP factorisation (ppzoo.compress.lowrank); SVD and PQ need only numpy/scikit-learn
+        "lowrank": ["tensorly>=0.8"],
         "test": [
             "pytest>=7",
             'paddleclas==2.6.0; python_version < "3.12"',
             "paddle2onnx>=2.0",
             "onnxruntime",
             "matplotlib",
+            "tensorly>=0.8",
         ],
     },
     classifiers=[

@@ -17,6 +17,7 @@ This package sits above ``analysis`` (it measures what it compresses) and below
 from .base import (ARCH_SUFFIX, StageContext, StageResult, TrainingParts, add_pass, arch_record, load_arch,
                    register_pass, register_stage, register_training_method, save_compressed, stage_names, stage_runner,
                    training_parts)
+from . import lowrank  # noqa: F401,E402  (registers the lowrank pass and Slim.lowrank)
 
 __all__ = ["ARCH_SUFFIX", "StageContext", "StageResult", "TrainingParts", "add_pass", "arch_record", "load_arch",
            "register_pass", "register_stage", "register_training_method", "save_compressed", "stage_names",

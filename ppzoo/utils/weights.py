@@ -183,6 +183,10 @@ def load_weights(model: paddle.nn.Layer, weights: Union[str, Dict], skip_mismatc
             detail.append(f"{len(missing)} model tensors missing from the file (first: '{missing[0]}')")
         if unexpected:
             detail.append(f"{len(unexpected)} file tensors unknown to the model (first: '{unexpected[0]}')")
+        prefix = source[:-len(".pdparams")] if source.endswith(".pdparams") else source
+        if os.path.isfile(prefix + ".arch.json"):  # written by a compression pass: another structure
+            raise WeightsError(f"{source} does not fit {type(model).__name__} ({'; '.join(detail)}): it holds a "
+                               f"compressed model{_arch_hint(source)}")
         raise WeightsError(f"{source} does not fit {type(model).__name__}: {'; '.join(detail)}. Was it saved "
                            "from another model? PaddleClas weights need tools/convert_weights.py first.")
     head = {id(p) for p in model.get_classifier().parameters()} if hasattr(model, "get_classifier") else set()

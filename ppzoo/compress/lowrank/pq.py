@@ -1,0 +1,275 @@
+"""Product quantization (PQ) of ``Linear`` and 1x1-conv weights.
+
+Jegou, Douze and Schmid, "Product quantization for nearest neighbor search", TPAMI 2011
+(Sec. II.B); applied to network weights by Wu et al., "Quantized Convolutional Neural
+Networks for Mobile Devices", arXiv 1512.06473, Sec. 3.1 (Eq. 3-4): the input dimension of
+a layer's weight is split into M sub-spaces of width d; in each, the weight sub-vectors of
+all output units are clustered by k-means into K centroids (K <= 256), so a layer is stored
+as uint8 codes [M, outputs] plus float32 codebooks [M, K, d]. Their error-correcting
+(activation-aware) variant is not implemented: the codebooks minimise the weight error.
+
+The quantized model stays a plain model with dense weights equal to ``codebook[codes]``;
+those weights are frozen (``trainable = False``) so that fine-tuning trains the rest (biases,
+batch norms, other layers) and the weights stay on their codebooks. :func:`save_pq` writes the
+compact file (codes, codebooks and the other tensors), :func:`load_pq` reads it back to a
+dense state dict.
+"""
+import os
+import warnings
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import paddle.nn as nn
+
+from ...utils.fileio import atomic_write
+from ..base import add_pass
+from .decompose import PASS_NAME, get_layer, select_layers
+
+__all__ = ["product_quantize", "pq_encode", "pq_decode", "pq_bytes", "save_pq", "load_pq", "freeze_quantized",
+           "PQLayerReport", "PQReport", "PQ_SUFFIX"]
+
+PQ_SUFFIX = ".pq.npz"
+_SEP = "::"
+
+
+@dataclass
+class PQLayerReport:
+    layer: str
+    subspaces: int  # M
+    subvector: int  # d
+    codebook: int  # K used (at most the number of output units)
+    dense_bytes: int
+    pq_bytes: int
+    error: float  # relative Frobenius error of the weight
+
+
+@dataclass
+class PQReport:
+    method: str = "pq"
+    layers: List[PQLayerReport] = field(default_factory=list)
+    skipped: List[Dict[str, str]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "layers": [asdict(r) for r in self.layers], "skipped": list(self.skipped)}
+
+
+def _takes(layer: nn.Layer) -> Optional[str]:
+    """None when PQ takes the layer, else why not."""
+    if isinstance(layer, nn.Linear):
+        return None
+    if isinstance(layer, nn.Conv2D):
+        if tuple(layer._kernel_size) != (1, 1):
+            return f"{'x'.join(map(str, layer._kernel_size))} conv (pq takes Linear and 1x1 convs)"
+        if layer._in_channels == layer._groups:
+            return "depthwise conv: one weight per output channel, nothing to split into sub-vectors"
+        return None
+    return f"{type(layer).__name__} (pq takes Linear and 1x1 Conv2D)"
+
+
+def _matrix(layer: nn.Layer) -> np.ndarray:
+    """The weight as [outputs, input width]: a row per output unit."""
+    w = layer.weight.numpy()
+    return w.T if isinstance(layer, nn.Linear) else w.reshape(w.shape[0], -1)
+
+
+def _from_matrix(matrix: np.ndarray, shape: Sequence[int], linear: bool) -> np.ndarray:
+    return np.ascontiguousarray(matrix.T if linear else matrix.reshape(shape), dtype="float32")
+
+
+def pq_bytes(rows: int, width: int, subvector: int, codebook: int) -> int:
+    """Bytes of the codes (uint8) and codebooks (float32) of a [rows, width] weight."""
+    m = width // subvector
+    return m * rows + m * min(codebook, rows) * subvector * 4
+
+
+def pq_encode(matrix: np.ndarray, subvector: int, codebook: int = 256, seed: int = 0, max_iter: int = 100):
+    """k-means per sub-space of a [rows, width] matrix: ``codes`` uint8 [M, rows] and
+    ``codebooks`` float32 [M, K, d] with M = width / d and K = min(codebook, rows)."""
+    from sklearn.cluster import KMeans
+
+    rows, width = matrix.shape
+    if width % subvector:
+        raise ValueError(f"sub-vector width {subvector} does not divide the input width {width}")
+    if not 1 <= codebook <= 256:
+        raise ValueError(f"codebook size must be in [1, 256] (uint8 codes), got {codebook}")
+    k = min(codebook, rows)
+    m = width // subvector
+    codes = np.empty([m, rows], dtype="uint8")
+    books = np.empty([m, k, subvector], dtype="float32")
+    for i in range(m):
+        vectors = np.asarray(matrix[:, i * subvector:(i + 1) * subvector], dtype="float64")
+        with warnings.catch_warnings():  # fewer distinct sub-vectors than K: duplicate centroids, harmless
+            warnings.filterwarnings("ignore", message="Number of distinct clusters")
+            km = KMeans(n_clusters=k, n_init=1, max_iter=max_iter, random_state=seed + i).fit(vectors)
+        codes[i] = km.labels_
+        books[i] = km.cluster_centers_
+    return codes, books
+
+
+def pq_decode(codes: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
+    """The [rows, M * d] matrix the codes stand for."""
+    m = codes.shape[0]
+    return np.concatenate([codebooks[i][codes[i]] for i in range(m)], axis=1)
+
+
+def _recover(matrix: np.ndarray, subvector: int):
+    """Codes and codebooks of a weight that lies on its codebooks (distinct sub-vectors)."""
+    rows, width = matrix.shape
+    codes, books = [], []
+    for i in range(width // subvector):
+        book, code = np.unique(matrix[:, i * subvector:(i + 1) * subvector], axis=0, return_inverse=True)
+        if len(book) > 256:
+            return None
+        codes.append(code.reshape(-1).astype("uint8"))
+        books.append(book)
+    k = max(len(b) for b in books)  # pad the smaller codebooks: one [M, K, d] array
+    books = [np.concatenate([b, np.zeros([k - len(b), subvector], b.dtype)]) for b in books]
+    return np.stack(codes), np.stack(books).astype("float32")
+
+
+def product_quantize(model: nn.Layer, layers: Union[str, Sequence[str], None] = "auto",
+                     subvector: Optional[int] = None, subspaces: Optional[int] = None, codebook: int = 256,
+                     seed: int = 0, arch: Optional[dict] = None, where: str = "Slim.lowrank", log=None) -> PQReport:
+    """Product-quantize the weights of ``model``'s Linear and 1x1-conv layers in place.
+
+    Args:
+        model (nn.Layer): the model.
+        layers (str | list of str): name patterns, or ``"auto"``: every Linear and 1x1 conv
+            whose PQ form is smaller than its float32 weight. Default: "auto".
+        subvector (int, optional): sub-vector width d. Default: 4 (unless ``subspaces``).
+        subspaces (int, optional): number of sub-spaces M instead (d = width / M per layer).
+        codebook (int): centroids per sub-space K, 2..256. Default: 256.
+        seed (int): k-means seed. Default: 0.
+        arch (dict, optional): the model's ``Arch`` section (see ``decompose``).
+        log (callable, optional): called with one line per decision.
+    """
+    if subvector is not None and subspaces is not None:
+        raise ValueError(f"'{where}': give subvector (d) or subspaces (M) for pq, not both")
+    for key, value in (("subvector", subvector), ("subspaces", subspaces)):
+        if value is not None and value < 1:
+            raise ValueError(f"'{where}.{key}' must be >= 1, got {value}")
+    if not 2 <= codebook <= 256:
+        raise ValueError(f"'{where}.codebook' must be in [2, 256] (codes are uint8), got {codebook}")
+    auto = layers in (None, "auto")
+    if isinstance(layers, str) and not auto:
+        layers = [layers]
+    names = [n for n, l in model.named_sublayers() if isinstance(l, (nn.Linear, nn.Conv2D))] if auto else \
+        select_layers(model, layers, f"{where}.layers")
+    report, say = PQReport(), log or (lambda line: None)
+    for name in names:
+        layer = get_layer(model, name)
+        reason = _takes(layer)
+        if reason is None:
+            matrix = _matrix(layer)
+            rows, width = matrix.shape
+            if subspaces is not None:
+                key, value, fits = "subspaces", subspaces, width % subspaces == 0
+                d = width // subspaces
+            else:
+                d = subvector or 4
+                key, value, fits = "subvector", d, width % d == 0
+            if not fits:
+                reason = f"{key} {value} does not divide the input width {width} of layer '{name}'"
+                if not auto:
+                    raise ValueError(f"'{where}.{key}': {reason}")
+            else:
+                dense, small = rows * width * 4, pq_bytes(rows, width, d, codebook)
+                if small >= dense:
+                    reason = f"PQ would not be smaller ({small:,} vs {dense:,} bytes with {rows} output units)"
+        if reason is not None:
+            if not auto or _takes(layer) is None:
+                report.skipped.append({"layer": name, "reason": reason})
+                say(f"{name}: kept ({reason})")
+            continue
+        codes, books = pq_encode(matrix, d, codebook, seed)
+        approx = pq_decode(codes, books)
+        layer.weight.set_value(_from_matrix(approx, layer.weight.shape, isinstance(layer, nn.Linear)))
+        layer.weight.trainable = False
+        norm = float(np.linalg.norm(matrix))
+        err = float(np.linalg.norm(matrix - approx)) / norm if norm else 0.0
+        entry = PQLayerReport(name, width // d, d, books.shape[1], dense, small, err)
+        report.layers.append(entry)
+        say(f"{name}: pq M={entry.subspaces} d={d} K={entry.codebook}, {dense:,} -> {small:,} bytes, "
+            f"weight error {err:.4f}")
+    if not auto and not report.layers and report.skipped:
+        first = report.skipped[0]
+        raise ValueError(f"'{where}.layers': pq can quantize none of the layers the patterns pick "
+                         f"(first: '{first['layer']}': {first['reason']})")
+    if report.layers and (arch is not None or getattr(model, "_ppzoo_arch", None) is not None):
+        add_pass(model, PASS_NAME, {"method": "pq", "layers": [{"layer": r.layer, "subvector": r.subvector,
+                                                               "codebook": r.codebook} for r in report.layers]}, arch)
+    return report
+
+
+def freeze_quantized(model: nn.Layer, record: dict) -> nn.Layer:
+    """The structural side of a recorded pq pass: its weights are not trained any more."""
+    for entry in record.get("layers", []):
+        try:
+            layer = get_layer(model, entry["layer"])
+        except ValueError:
+            raise ValueError(f"lowrank pass (pq): the architecture file names layer '{entry['layer']}', which "
+                             f"{type(model).__name__} does not have") from None
+        layer.weight.trainable = False
+    return model
+
+
+def _pq_entries(model: nn.Layer) -> Dict[str, dict]:
+    record = getattr(model, "_ppzoo_arch", None) or {}
+    return {e["layer"]: e for p in record.get("passes", []) if p.get("pass") == PASS_NAME and p.get("method") == "pq"
+            for e in p.get("layers", [])}
+
+
+def save_pq(model: nn.Layer, path: str) -> int:
+    """Write the compact form of a product-quantized model (``.pq.npz``): uint8 codes and
+    float32 codebooks for every quantized weight, every other tensor as it is. Returns the
+    file's size in bytes."""
+    entries = _pq_entries(model)
+    if not entries:
+        raise ValueError(f"{type(model).__name__} carries no pq pass: run product_quantize first")
+    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    arrays = OrderedDict()
+    for name, entry in entries.items():
+        layer = get_layer(model, name)
+        key = f"{name}.weight"
+        found = _recover(_matrix(layer), entry["subvector"])
+        if found is None or found[1].shape[1] > entry["codebook"]:
+            raise ValueError(f"the weight of '{name}' no longer lies on its {entry['codebook']}-entry codebooks "
+                             "(was it trained after pq without its freeze?)")
+        codes, books = found
+        arrays[key + _SEP + "codes"], arrays[key + _SEP + "codebooks"] = codes, books
+        arrays[key + _SEP + "shape"] = np.asarray(layer.weight.shape, dtype="int64")
+        arrays[key + _SEP + "linear"] = np.asarray(isinstance(layer, nn.Linear))
+        del state[key]
+    for key, value in state.items():
+        arrays[key] = value
+    if not path.endswith(PQ_SUFFIX):
+        path += PQ_SUFFIX
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    atomic_write(path, write)
+    return os.path.getsize(path)
+
+
+def load_pq(path: str) -> "OrderedDict[str, np.ndarray]":
+    """The dense state dict a ``.pq.npz`` file stands for (load it with
+    ``ppzoo.utils.weights.load_weights(model, state)`` into the model its ``.arch.json`` builds)."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"cannot read product-quantized weights {path}: {e}") from None
+    state = OrderedDict()
+    with data:
+        keys = list(data.keys())
+        for key in keys:
+            if _SEP not in key:
+                state[key] = data[key]
+            elif key.endswith(_SEP + "codes"):
+                base = key[:-len(_SEP + "codes")]
+                matrix = pq_decode(data[key], data[base + _SEP + "codebooks"])
+                state[base] = _from_matrix(matrix, data[base + _SEP + "shape"].tolist(),
+                                           bool(data[base + _SEP + "linear"]))
+    return state
