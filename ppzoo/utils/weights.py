@@ -138,7 +138,7 @@ def _arch_hint(source: str) -> str:
     """Pruned (compressed) weights need the architecture file written beside them."""
     prefix = source[:-len(".pdparams")] if source.endswith(".pdparams") else source
     if os.path.isfile(prefix + ".arch.json"):
-        return (f"; these weights come with {prefix}.arch.json: build the model from it "
+        return (f"; build it from {prefix}.arch.json, written beside these weights "
                 f"(create_model('{prefix}.arch.json'), or -o Arch.name={prefix}.arch.json)")
     return ("; compressed (pruned) weights need the .arch.json file written beside them as the model "
             "(Arch.name: PATH.arch.json)")
