@@ -14,8 +14,11 @@ Layout (one sub-package per method, as the methods land):
 This package sits above ``analysis`` (it measures what it compresses) and below
 ``engine`` (the trainer asks it for ``training_parts``).
 """
-from .base import (ARCH_SUFFIX, TrainingParts, add_pass, arch_record, load_arch, register_pass, register_stage,
-                   register_training_method, save_compressed, stage_names, training_parts)
+from .base import (ARCH_SUFFIX, TrainingParts, add_pass, arch_record, load_arch, register_loss, register_metric,
+                   register_pass, register_stage, register_training_method, registered_losses, registered_metrics,
+                   save_compressed, stage_names, training_parts)
+from . import distill  # noqa: E402,F401  (registers Arch: DistillationModel, the Distill section, its losses)
 
-__all__ = ["ARCH_SUFFIX", "TrainingParts", "add_pass", "arch_record", "load_arch", "register_pass", "register_stage",
-           "register_training_method", "save_compressed", "stage_names", "training_parts"]
+__all__ = ["ARCH_SUFFIX", "TrainingParts", "add_pass", "arch_record", "load_arch", "register_loss", "register_metric",
+           "register_pass", "register_stage", "register_training_method", "registered_losses", "registered_metrics",
+           "save_compressed", "stage_names", "training_parts"]
