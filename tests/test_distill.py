@@ -210,8 +210,7 @@ def test_resume_with_a_feature_adapter_ends_with_the_same_weights(tmp_path):
               {"DistillationFeatureLoss": {"weight": 1.0, "model_name_pairs": [["Student", "Teacher"]]}},
               {"DistillationDKDLoss": {"weight": 1.0, "model_name_pairs": [["Student", "Teacher"]],
                                        "temperature": 4, "beta": 8}}]
-    extra = {"Global.epochs": 2, "Arch.drop_rate": 0.0}
-    extra.pop("Arch.drop_rate")
+    extra = {"Global.epochs": 2}
     train(load_config(distill_config(tmp_path / "a", weights, losses, student="mobilenet_v1_x0_5", **extra),
                       quiet=True))
     full = tmp_path / "a" / "out" / "DistillationModel"

@@ -28,16 +28,17 @@ __all__ = ["build_distillation", "build_entry", "DistillationStep", "Distillatio
 MODEL_KWARGS_SKIP = ("name", "class_num", "infer_add_softmax", "pretrained")
 
 
-def build_entry(entry: dict, where: str, load: bool = True):
-    """One checked teacher/student entry -> the model, with its ``pretrained`` weights."""
+def build_entry(entry: dict, where: str, load: bool = True, key: Optional[str] = None):
+    """One checked teacher/student entry -> the model, with its ``pretrained`` weights
+    (``key``: the config key named when they do not fit; default ``<where>.pretrained``)."""
     kwargs = {k: v for k, v in entry.items() if k not in MODEL_KWARGS_SKIP}
     model = create_model(entry["name"], num_classes=entry["class_num"], **kwargs)
     if load and entry.get("pretrained"):
         try:
             load_weights(model, entry["pretrained"])
         except WeightsError as e:
-            raise ConfigError(f"'{where}.pretrained' does not fit {entry['name']}: {e}", key=f"{where}.pretrained") \
-                from None
+            key = key or f"{where}.pretrained"
+            raise ConfigError(f"'{key}' does not fit {entry['name']}: {e}", key=key) from None
     return model
 
 
@@ -197,7 +198,8 @@ def distillation_method(cfg: dict, model, loss_fn):
     losses = [DISTILLATION_LOSSES[name](**params) for name, params in plan["losses"]]
     teacher = None
     if plan["form"] == "short":
-        teacher = {TEACHER: build_entry(plan["models"][TEACHER], "Distill.teacher")}
+        teacher = {TEACHER: build_entry(plan["models"][TEACHER], "Distill.teacher",
+                                        key="Distill.teacher_weights" if cfg["Distill"].get("teacher_weights") else None)}
         label_loss = loss_fn
     else:
         label_loss = None
