@@ -67,8 +67,10 @@ def subset_list(src: str, per_class: int, out_dir: str) -> str:
                 lines.append(line if line.endswith("\n") else line + "\n")
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"train_{per_class}_per_class.txt")
-    with open(path, "w", encoding="utf-8") as f:
+    tmp = f"{path}.{os.getpid()}"  # several invocations may run in parallel
+    with open(tmp, "w", encoding="utf-8") as f:
         f.writelines(lines)
+    os.replace(tmp, path)
     return path
 
 
@@ -111,8 +113,9 @@ def run_one(args, arm: str, student: str, seed: int, train_list: str, teacher_we
 
 def train_teacher(args, train_list: str) -> str:
     out = os.path.join(args.output, "teacher")
-    cfg = load_config(family_config(args.teacher), data_overrides(args, train_list) + [
-        f"Arch.name={args.teacher}", f"Global.epochs={args.teacher_epochs}", "Global.seed=0",
+    init = [f"Global.pretrained_model={args.teacher_from}"] if args.teacher_from else []
+    cfg = load_config(family_config(args.teacher), data_overrides(args, train_list) + init + [
+        f"Arch.name={args.teacher}", f"Global.epochs={args.teacher_epochs}", "Global.seed=100",
         f"Global.eval_interval={args.teacher_epochs}", f"Global.output_dir={out}"], quiet=True)
     summary = train(cfg)
     return os.path.join(summary["output_dir"], "best_model.pdparams")
@@ -150,6 +153,10 @@ def main():
     parser.add_argument("--teacher", default="mobilenet_v2_x0_5")
     parser.add_argument("--teacher-weights", help="a trained teacher (.pdparams); default: train it here")
     parser.add_argument("--teacher-epochs", type=int, default=30)
+    parser.add_argument("--teacher-from", help="start the teacher's training from these weights (default: scratch)")
+    parser.add_argument("--teacher-only", action="store_true", help="train and evaluate the teacher, then stop")
+    parser.add_argument("--combine", nargs="+", metavar="JSON",
+                        help="merge result files of runs made in parallel (same settings) into --json, then stop")
     parser.add_argument("--students", nargs="+", default=["mobilenet_v1_x0_5", "shufflenet_v1_g3_x0_5"])
     parser.add_argument("--arms", nargs="+", default=["alone", "kd", "dml", "dkd"], choices=["alone", *ARM_CONFIGS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -163,6 +170,8 @@ def main():
     parser.add_argument("--output", default="output/bench_distill_cifar10")
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.combine:
+        return combine(args.combine, args.json)
     if not os.path.isdir(CIFAR):
         sys.exit(f"error: CIFAR-10 not found at {CIFAR} (set PPZOO_CIFAR10)")
     train_list = subset_list(os.path.join(CIFAR, args.train_list), args.per_class, args.output)
@@ -175,7 +184,7 @@ def main():
     if result.get("settings") not in (None, settings):
         sys.exit(f"error: {args.json} holds runs with other settings ({result['settings']}); use another --json")
     result["settings"] = settings
-    needs_teacher = any(a in ("kd", "dkd") for a in args.arms)
+    needs_teacher = args.teacher_only or any(a in ("kd", "dkd") for a in args.arms)
     weights = None
     if needs_teacher:
         weights = args.teacher_weights or train_teacher(args, train_list)
@@ -183,10 +192,16 @@ def main():
         os.makedirs(args.output, exist_ok=True)
         frozen = os.path.join(args.output, "teacher_used.pdparams")
         if os.path.abspath(weights) != os.path.abspath(frozen):
-            shutil.copyfile(weights if weights.endswith(".pdparams") else weights + ".pdparams", frozen)
+            tmp = f"{frozen}.{os.getpid()}"  # several invocations may run in parallel
+            shutil.copyfile(weights if weights.endswith(".pdparams") else weights + ".pdparams", tmp)
+            os.replace(tmp, frozen)
         if result.get("teacher") is None:
             result["teacher"] = {**eval_teacher(args, frozen, train_list), "source": weights}
         weights = frozen
+    if args.teacher_only:
+        write(result, args.json)
+        print(f"teacher {args.teacher}: test top-1 {result['teacher']['top1']:.2f} % ({weights})")
+        return 0
     done = {(r["arm"], r["student"], r["seed"]) for r in result["runs"]}
     for student in args.students:
         for arm in args.arms:
@@ -195,16 +210,48 @@ def main():
                     continue
                 result["runs"].append(run_one(args, arm, student, seed, train_list, weights))
                 result["summary"] = summarise(result["runs"])
-                if args.json:
-                    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-                    with open(args.json, "w", encoding="utf-8") as f:
-                        json.dump(result, f, indent=2)
-                        f.write("\n")
+                write(result, args.json)
+    report(result)
+    return 0
+
+
+def write(result: dict, path) -> None:
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+
+
+def combine(paths: list, out) -> int:
+    if not out:
+        sys.exit("error: --combine needs --json OUT")
+    merged = {"runs": []}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            part = json.load(f)
+        if merged.get("settings") not in (None, part["settings"]):
+            sys.exit(f"error: {path} was run with other settings ({part['settings']})")
+        merged["settings"] = part["settings"]
+        if part.get("teacher"):
+            if merged.get("teacher") not in (None, part["teacher"]):
+                sys.exit(f"error: {path} used another teacher ({part['teacher']})")
+            merged["teacher"] = part["teacher"]
+        seen = {(r["arm"], r["student"], r["seed"]) for r in merged["runs"]}
+        merged["runs"] += [r for r in part["runs"] if (r["arm"], r["student"], r["seed"]) not in seen]
+    merged["summary"] = summarise(merged["runs"])
+    write(merged, out)
+    report(merged)
+    return 0
+
+
+def report(result: dict) -> None:
+    if result.get("teacher"):
+        print(f"teacher {result['teacher']['model']}: test top-1 {result['teacher']['top1']:.2f} %")
     for row in result.get("summary", []):
         std = f"{row['std']:.2f}" if row["std"] is not None else "-"
         gain = f", {row['gain_vs_alone']:+.2f} vs alone" if "gain_vs_alone" in row else ""
         print(f"{row['student']:24s} {row['arm']:6s} top-1 {row['mean']:.2f} +- {std} (n={row['n']}{gain})")
-    return 0
 
 
 if __name__ == "__main__":

@@ -131,14 +131,15 @@ def _teacher_file(tmp_path, name="mobilenet_v1_x0_25", seed=1):
     return str(path)
 
 
-def distill_config(tmp_path, teacher_weights, losses=None, student="mobilenet_v1_x0_25", **overrides):
+def distill_config(tmp_path, teacher_weights, losses=None, student="mobilenet_v1_x0_25", teacher="mobilenet_v1_x0_25",
+                   **overrides):
     """A PaddleClas-style DistillationModel config on the tiny digits setup of conftest."""
     losses = losses or [{"DistillationGTCELoss": {"weight": 1.0, "model_names": ["Student"]}},
                         {"DistillationKLDivLoss": {"weight": 1.0, "model_name_pairs": [["Student", "Teacher"]],
                                                    "temperature": 4}}]
     arch = {"name": "DistillationModel", "class_num": 10, "freeze_params_list": [True, False],
             "infer_model_name": "Student",
-            "models": [{"Teacher": {"name": "mobilenet_v1_x0_25", "pretrained": teacher_weights}},
+            "models": [{"Teacher": {"name": teacher, "pretrained": teacher_weights}},
                        {"Student": {"name": student, "pretrained": False}}]}
     metric = [{"DistillationTopkAcc": {"model_key": "Student", "topk": [1, 5]}}]
     return tiny_config(tmp_path, **{"Arch": arch, "Loss": {"Train": losses, "Eval": [{"CELoss": {"weight": 1.0}}]},
@@ -205,21 +206,19 @@ def test_paddleclas_style_config_trains_evaluates_and_exports_the_student(tmp_pa
 
 def test_resume_with_a_feature_adapter_ends_with_the_same_weights(tmp_path):
     """Student and teacher of different widths (a 1x1 adapter is trained and checkpointed)."""
-    weights = _teacher_file(tmp_path)
+    weights = _teacher_file(tmp_path, "mobilenet_v1_x0_5")
     losses = [{"DistillationGTCELoss": {"weight": 1.0, "model_names": ["Student"]}},
               {"DistillationFeatureLoss": {"weight": 1.0, "model_name_pairs": [["Student", "Teacher"]]}},
               {"DistillationDKDLoss": {"weight": 1.0, "model_name_pairs": [["Student", "Teacher"]],
                                        "temperature": 4, "beta": 8}}]
-    extra = {"Global.epochs": 2}
-    train(load_config(distill_config(tmp_path / "a", weights, losses, student="mobilenet_v1_x0_5", **extra),
-                      quiet=True))
+    pair = {"teacher": "mobilenet_v1_x0_5", "Global.epochs": 2}
+    train(load_config(distill_config(tmp_path / "a", weights, losses, **pair), quiet=True))
     full = tmp_path / "a" / "out" / "DistillationModel"
-    cfg_b = distill_config(tmp_path / "b", weights, losses, student="mobilenet_v1_x0_5",
-                           **{**extra, "Global.checkpoints": str(full / "epoch_1")})
+    cfg_b = distill_config(tmp_path / "b", weights, losses, **pair, **{"Global.checkpoints": str(full / "epoch_1")})
     train(load_config(cfg_b, quiet=True))
     a = read_state_dict(str(full / "latest.pdparams"))
     b = read_state_dict(str(tmp_path / "b" / "out" / "DistillationModel" / "latest.pdparams"))
-    assert "adapters.Student__Teacher.weight" in a and a["adapters.Student__Teacher.weight"].shape[:2] == (256, 512)
+    assert "adapters.Student__Teacher.weight" in a and a["adapters.Student__Teacher.weight"].shape[:2] == (512, 256)
     assert set(a) == set(b)
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
