@@ -8,6 +8,7 @@ and ``tools/export.py`` build ``Arch`` ``for_inference``: the ``infer_model_name
 alone, which takes the ``<name>.``-prefixed tensors of a distillation weight file.
 """
 import logging
+import os
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -34,10 +35,14 @@ def build_entry(entry: dict, where: str, load: bool = True, key: Optional[str] =
     kwargs = {k: v for k, v in entry.items() if k not in MODEL_KWARGS_SKIP}
     model = create_model(entry["name"], num_classes=entry["class_num"], **kwargs)
     if load and entry.get("pretrained"):
+        key = key or f"{where}.pretrained"
+        path = entry["pretrained"]
+        if not (os.path.isfile(path) or os.path.isfile(path + ".pdparams")):
+            raise ConfigError(f"'{key}': weight file not found: {path} (expected a .pdparams file or its prefix)",
+                              key=key)
         try:
             load_weights(model, entry["pretrained"])
         except WeightsError as e:
-            key = key or f"{where}.pretrained"
             raise ConfigError(f"'{key}' does not fit {entry['name']}: {e}", key=key) from None
     return model
 
