@@ -105,7 +105,7 @@ def test_override_value_is_never_evaluated(tmp_path):
      r"unknown key 'DataLoader.Train.dataset.transform_ops.0.NormalizeImage.scal'; did you mean scale\?"),
     ("DataLoader.Train.dataset.transform_ops.3.X=1", r"indexes a list of 1 items; use 0..0"),
     ("DataLoader.Train.sampler.batch_size=0", r"batch_size' must be >= 1"),
-    ("Loss.Train=[{CELos: {}}]", r"unknown loss 'CELos'.*did you mean CELoss\?"),
+    ("Loss.Train=[{CELos: {}}]", r"unknown loss 'CELos'.*did you mean CELoss\b"),
     ("Optimizer.no_weight_decay=[bn]", r"entries must be among norm, depthwise, bias"),
     ("Global.device=tpu", r"'Global.device' must be auto, cpu, gpu or gpu:N"),
     ("AMP.level=O3", r"'AMP.level' must be O1 or O2"),
