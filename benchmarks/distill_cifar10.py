@@ -188,6 +188,8 @@ def main():
     weights = None
     if needs_teacher:
         weights = args.teacher_weights or train_teacher(args, train_list)
+        trained_here = None if args.teacher_weights else {"epochs": args.teacher_epochs, "from": args.teacher_from,
+                                                          "seed": 100, "train_list": train_list}
         # freeze the teacher file the students see (a background job may overwrite its source)
         os.makedirs(args.output, exist_ok=True)
         frozen = os.path.join(args.output, "teacher_used.pdparams")
@@ -197,6 +199,8 @@ def main():
             os.replace(tmp, frozen)
         if result.get("teacher") is None:
             result["teacher"] = {**eval_teacher(args, frozen, train_list), "source": weights}
+            if trained_here:
+                result["teacher"]["training"] = trained_here
         weights = frozen
     if args.teacher_only:
         write(result, args.json)
@@ -234,7 +238,9 @@ def combine(paths: list, out) -> int:
             sys.exit(f"error: {path} was run with other settings ({part['settings']})")
         merged["settings"] = part["settings"]
         if part.get("teacher"):
-            if merged.get("teacher") not in (None, part["teacher"]):
+            same = ("model", "source")
+            if merged.get("teacher") and [merged["teacher"].get(k) for k in same] != [part["teacher"].get(k)
+                                                                                    for k in same]:
                 sys.exit(f"error: {path} used another teacher ({part['teacher']})")
             merged["teacher"] = part["teacher"]
         seen = {(r["arm"], r["student"], r["seed"]) for r in merged["runs"]}
