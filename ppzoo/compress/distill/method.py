@@ -119,8 +119,10 @@ class DistillationStep:
 
 
 def count_all(model) -> int:
-    """Every parameter, trainable or frozen (a teacher's are frozen)."""
-    return int(sum(int(np.prod(p.shape)) for p in model.parameters()))
+    """Weights, trainable or frozen (a teacher's are frozen), as ``count_params`` counts a
+    trainable model: batch-norm running statistics excluded."""
+    return int(sum(int(np.prod(p.shape)) for n, p in model.named_parameters()
+                   if n.rsplit(".", 1)[-1] not in ("_mean", "_variance")))
 
 
 def _logger():
