@@ -15,11 +15,14 @@ This package sits above ``analysis`` (it measures what it compresses) and below
 ``engine`` (the trainer asks it for ``training_parts``).
 """
 from .base import (ARCH_SUFFIX, StageContext, StageResult, TrainingParts, add_pass, arch_record, load_arch,
-                   register_pass, register_stage, register_training_method, save_compressed, stage_names, stage_runner,
-                   training_parts)
-from . import lowrank  # noqa: F401,E402  (registers the lowrank pass and Slim.lowrank)
+                   register_loss, register_metric, register_pass, register_stage, register_training_method,
+                   registered_losses, registered_metrics, save_compressed, stage_names, stage_runner, training_parts)
 
 __all__ = ["ARCH_SUFFIX", "StageContext", "StageResult", "TrainingParts", "add_pass", "arch_record", "load_arch",
-           "register_pass", "register_stage", "register_training_method", "save_compressed", "stage_names",
-           "stage_runner", "training_parts"]
-from . import prune  # noqa: E402,F401  (registers Slim.prune, Slim.sparsity and the prune pass)
+           "register_loss", "register_metric", "register_pass", "register_stage", "register_training_method",
+           "registered_losses", "registered_metrics", "save_compressed", "stage_names", "stage_runner",
+           "training_parts"]
+# each method registers its config keys, passes, losses and training methods on import
+from . import distill  # noqa: E402,F401  (Arch: DistillationModel, the Distill section, its losses)
+from . import prune  # noqa: E402,F401  (Slim.prune, Slim.sparsity, the prune pass)
+from . import lowrank  # noqa: E402,F401  (Slim.lowrank, the lowrank pass)

@@ -25,7 +25,9 @@ from ..registry import create_model, register_path_loader
 from ..utils.fileio import atomic_write
 from ..utils.hooks import ClassificationStep
 
-__all__ = ["StageContext", "StageResult", "stage_runner", "register_stage", "stage_names", "register_training_method", "training_parts", "TrainingParts",
+__all__ = ["StageContext", "StageResult", "stage_runner", "register_stage", "stage_names", "register_training_method",
+           "training_parts", "TrainingParts", "register_loss", "register_metric", "registered_losses",
+           "registered_metrics",
            "register_pass", "arch_record", "add_pass", "save_compressed", "load_arch", "ARCH_SUFFIX"]
 
 ARCH_SUFFIX = ".arch.json"
@@ -166,6 +168,34 @@ def training_parts(cfg: dict, model, loss_fn: Callable) -> TrainingParts:
             step_fn, owner = parts.step_fn, method.__module__
         hooks.extend(parts.hooks)
     return TrainingParts(step_fn or ClassificationStep(loss_fn), hooks)
+
+
+_LOSSES: Dict[str, Callable] = {}  # Loss.Train/Eval name -> factory, brought by training methods
+_METRICS: Dict[str, Callable] = {}  # Metric name -> factory
+
+
+def register_loss(name: str, factory: Callable) -> None:
+    """Let ``Loss.Train`` name ``name`` (a training method's own loss, e.g. distillation's,
+    which the method's step function calls); the factory's signature is the entry's spec."""
+    if name in _LOSSES:
+        raise ValueError(f"loss '{name}' is already registered")
+    _LOSSES[name] = factory
+
+
+def register_metric(name: str, factory: Callable) -> None:
+    """Let ``Metric.Train/Eval`` name ``name``; a top-k metric has a ``topk`` parameter."""
+    if name in _METRICS:
+        raise ValueError(f"metric '{name}' is already registered")
+    _METRICS[name] = factory
+
+
+def registered_losses() -> Dict[str, Callable]:
+    """Losses the training methods registered (the engine adds them to its own)."""
+    return dict(_LOSSES)
+
+
+def registered_metrics() -> Dict[str, Callable]:
+    return dict(_METRICS)
 
 
 # ---------------------------------------------------------------------------- model passes and arch files

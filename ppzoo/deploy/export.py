@@ -250,13 +250,14 @@ def export_from_config(cfg: dict, random_weights: bool = False, batch_size: Opti
     model = build_from_arch(arch, for_inference=True)
     if weights:
         load_weights(model, weights)
+    name = getattr(model, "registry_name", arch["name"])  # a DistillationModel deploys its infer_model_name model
     infer = cfg.get("Infer", {})
     post = infer.get("PostProcess") or {}
     preprocess = infer.get("transforms") or _eval_preprocess(cfg) or default_preprocess(g["image_shape"],
-                                                                                          *_norm_crop(arch["name"]))
+                                                                                          *_norm_crop(name))
     names_file = post.get("class_id_map_file") or (
         cfg.get("DataLoader", {}).get("Eval", {}).get("dataset", {}).get("class_names_path"))
-    meta = export_model(model, g["save_inference_dir"], g["image_shape"], name=arch["name"],
+    meta = export_model(model, g["save_inference_dir"], g["image_shape"], name=name,
                         add_softmax=arch.get("infer_add_softmax", False), batch_size=batch_size,
                         preprocess=preprocess,
                         topk=post.get("topk", 5), class_names=_read_class_names(names_file) if names_file else None,

@@ -11,6 +11,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 from paddle.optimizer import lr as lr_sched
 
+from ..compress import registered_losses  # training methods' own losses (their step functions call them)
 from ..registry import build_from_arch
 
 __all__ = ["OPTIMIZERS", "LR_SCHEDULES", "LOSSES", "METRICS", "build_model", "build_loss", "build_optimizer",
@@ -52,7 +53,8 @@ LOSSES = {"CELoss": CELoss}
 
 def build_loss(entries: List[dict]) -> Callable:
     """A list of ``{Name: params}`` -> one callable summing the weighted losses."""
-    losses = [LOSSES[name](**(params or {})) for entry in entries for name, params in entry.items()]
+    factories = {**LOSSES, **registered_losses()}
+    losses = [factories[name](**(params or {})) for entry in entries for name, params in entry.items()]
 
     def total(logits, target):
         return sum(loss(logits, target) for loss in losses)

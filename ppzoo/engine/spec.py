@@ -3,6 +3,7 @@
 receives it; see ``ppzoo.config``)."""
 from typing import List, Optional
 
+from ..compress import registered_losses, registered_metrics
 from ..config import (ConfigError, check_keys, check_list, check_mapping, check_named, check_positive,
                       register_section, unknown_key)
 from .builders import (ADAMW_EXTRA, LOSSES, LR_SCHEDULES, METRICS, NO_WEIGHT_DECAY, OPTIMIZER_EXTRA, OPTIMIZERS,
@@ -60,11 +61,11 @@ def _train_eval(section, registry, kind: str, where: str, default: list) -> dict
 
 
 def check_loss(section, resolved: dict) -> dict:
-    return _train_eval(section, LOSSES, "loss", "Loss", [{"CELoss": {"weight": 1.0}}])
+    return _train_eval(section, {**LOSSES, **registered_losses()}, "loss", "Loss", [{"CELoss": {"weight": 1.0}}])
 
 
 def check_metric(section, resolved: dict) -> dict:
-    return _train_eval(section, METRICS, "metric", "Metric", [{"TopkAcc": {"topk": [1, 5]}}])
+    return _train_eval(section, {**METRICS, **registered_metrics()}, "metric", "Metric", [{"TopkAcc": {"topk": [1, 5]}}])
 
 
 def check_optimizer(opt, resolved: dict) -> dict:

@@ -133,8 +133,9 @@ def _interrupted_line(session: Optional["_Session"], out_dir: str) -> str:
 def _topk(cfg: dict, key: str) -> list:
     """The k of ``Metric.<key>``'s TopkAcc, ascending (the config guarantees k = 1 is there)."""
     for entry in cfg["Metric"].get(key) or cfg["Metric"].get("Eval") or []:
-        if "TopkAcc" in entry:
-            return sorted(set(entry["TopkAcc"].get("topk", [1, 5])))
+        for name, params in entry.items():
+            if name.endswith("TopkAcc"):  # TopkAcc, or a training method's (DistillationTopkAcc)
+                return sorted(set((params or {}).get("topk", [1, 5])))
     return [1, 5]
 
 

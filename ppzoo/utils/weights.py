@@ -156,6 +156,25 @@ def read_state_dict(path: str) -> Dict[str, np.ndarray]:
     return state
 
 
+def _submodel_weights(model, own: Dict, weights: Dict) -> Dict:
+    """The tensors of ``model`` inside a file that holds several models under name prefixes
+    (a distillation run's ``Student.conv1.weight``, ``Student1...``; PaddleClas's also
+    ``Teacher...``): those under ``model.weights_prefix`` (set on the model a
+    DistillationModel deploys), else the one prefix whose tensors fit. Other files pass."""
+    if any(k in weights for k in own):
+        return weights
+    prefixes = sorted({k.split(".", 1)[0] + "." for k in weights if "." in k})
+    wanted = getattr(model, "weights_prefix", None)
+    fitting = [p for p in prefixes if all(p + k in weights for k in own)]
+    chosen = wanted if wanted in fitting else (fitting[0] if len(fitting) == 1 and wanted is None else None)
+    if chosen is None:
+        if wanted and prefixes:
+            raise WeightsError(f"the weight file holds models {', '.join(p[:-1] for p in prefixes)}, but not "
+                               f"'{wanted[:-1]}' (Arch.infer_model_name) with this architecture")
+        return weights
+    return {k[len(chosen):]: v for k, v in weights.items() if k.startswith(chosen)}
+
+
 def load_weights(model: paddle.nn.Layer, weights: Union[str, Dict], skip_mismatched_classifier: bool = False,
                  source: str = None) -> List[str]:
     """Load a state dict (or a file) into ``model``; every tensor must fit.
@@ -165,6 +184,8 @@ def load_weights(model: paddle.nn.Layer, weights: Union[str, Dict], skip_mismatc
         weights: path of a ``.pdparams`` or ``.safetensors`` file (or its prefix) or a state dict.
         skip_mismatched_classifier: keep the model's own classifier when the file's has
             another number of classes (fine-tuning); the skipped names are returned.
+            A file of several models under name prefixes (a distillation run's) gives
+            the model its own (``model.weights_prefix``, or the one prefix that fits).
         source: name of the weights in error messages. Default: the path.
 
     Raises:
@@ -175,6 +196,7 @@ def load_weights(model: paddle.nn.Layer, weights: Union[str, Dict], skip_mismatc
         weights = read_state_dict(weights)
     source = source or "state dict"
     own = model.state_dict()
+    weights = _submodel_weights(model, own, weights)
     missing = [k for k in own if k not in weights]
     unexpected = [k for k in weights if k not in own]
     if missing or unexpected:
