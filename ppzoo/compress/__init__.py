@@ -19,3 +19,5 @@ from .base import (ARCH_SUFFIX, TrainingParts, add_pass, arch_record, load_arch,
 
 __all__ = ["ARCH_SUFFIX", "TrainingParts", "add_pass", "arch_record", "load_arch", "register_pass", "register_stage",
            "register_training_method", "save_compressed", "stage_names", "training_parts"]
+
+from . import quant  # noqa: F401,E402  (registers Slim.quant / Slim.export, QAT and binary training)
