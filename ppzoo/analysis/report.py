@@ -36,9 +36,10 @@ def resolve_models(patterns: Sequence[str]) -> List[str]:
 
 def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: bool = False, batch_size: int = 1,
             threads: Optional[int] = None, warmup: int = 5, repeat: int = 20, small_input: bool = False,
-            dtype: str = "float32") -> List[dict]:
-    """Profile every model (and time it with ``latency``); one dict per model with the
-    totals, the per-kind summary and the per-layer list."""
+            dtype: str = "float32", precision: str = "fp32", int8_export=None) -> List[dict]:
+    """Profile every model (and time it with ``latency``, the predictor at ``precision``:
+    see :func:`measure_latency`; for int8, ``int8_export(model, folder, input_size, arch)``);
+    one dict per model with the totals, the per-kind summary and the per-layer list."""
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPE_BYTES)}, got {dtype!r}")
     results = []
@@ -54,7 +55,10 @@ def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: boo
                "published_params_m": info.params, "published_madds_m": info.madds, **stats.as_dict(),
                "by_kind": summarize_by_kind(stats)}
         if latency:
-            row["latency"] = measure_latency(model, shape, batch_size, threads, warmup, repeat)
+            arch = {"name": name, "class_num": 1000, **({"small_input": True} if small_input else {})}
+            export = (lambda m, folder, size, arch=arch: int8_export(m, folder, size, arch)) if int8_export else None
+            row["latency"] = measure_latency(model, shape, batch_size, threads, warmup, repeat, precision=precision,
+                                             int8_export=export)
         results.append(row)
     return results
 
@@ -122,7 +126,7 @@ def format_report(results: List[dict], fmt: str = "table", per_layer: bool = Fal
             lat = results[0]["latency"]
             parts.append(f"latency: batch {lat['batch_size']}, {lat['threads']} CPU threads, {lat['warmup']} warm-up "
                          f"rounds, p50/p90 of {lat['runs']} interleaved runs; predictor = paddle.inference with "
-                         f"oneDNN {'on' if lat['onednn'] else 'off'}\n")
+                         f"oneDNN {'on' if lat['onednn'] else 'off'}, {lat.get('precision', 'fp32')}\n")
     parts.append(_render([_model_columns(r) for r in results], fmt))
     for r in results:
         if by_kind:

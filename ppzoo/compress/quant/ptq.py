@@ -22,7 +22,6 @@ it needs Paddle's legacy program format; this process stays on PIR.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -119,9 +118,10 @@ def onednn_ops(model_dir: str, threads: int = 1) -> dict:
     return {k: dict(sorted(v.items())) for k, v in out.items()}
 
 
-def run_job(job: dict, workdir: str) -> dict:
+def run_job(job: dict, workdir: str, log_path: Optional[str] = None) -> dict:
     """Run ``ppzoo.compress.quant.legacy`` on ``job`` in a child process with
-    ``FLAGS_enable_pir_api=0``; returns its ``quant_info.json``."""
+    ``FLAGS_enable_pir_api=0``; returns its ``quant_info.json``. Its output goes to
+    ``log_path`` (default ``workdir/quant.log``)."""
     path = os.path.join(workdir, "job.json")
     with open(path, "w", encoding="utf-8") as f:
         json.dump(job, f)
@@ -131,13 +131,13 @@ def run_job(job: dict, workdir: str) -> dict:
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     result = subprocess.run([sys.executable, "-m", "ppzoo.compress.quant.legacy", path], capture_output=True,
                             text=True, env=env, cwd=workdir)
-    with open(os.path.join(workdir, "quant.log"), "w", encoding="utf-8") as f:
+    log_path = log_path or os.path.join(workdir, "quant.log")
+    with open(log_path, "w", encoding="utf-8") as f:
         f.write(result.stdout + result.stderr)
     if result.returncode != 0:
         lines = [line.strip() for line in result.stderr.splitlines() if line.strip()]
         errors = [line for line in lines if "Error" in line or line.startswith("error")]
-        raise ExportError(f"int8 quantization failed: {(errors or lines or ['no output'])[-1]} (full log: run "
-                          f"python -m ppzoo.compress.quant.legacy on a job to see it)")
+        raise ExportError(f"int8 quantization failed: {(errors or lines or ['no output'])[-1]} (log: {log_path})")
     with open(os.path.join(job["out"], "quant_info.json"), encoding="utf-8") as f:
         return json.load(f)
 
@@ -212,7 +212,7 @@ def export_int8(model: paddle.nn.Layer, save_dir: str, calib: np.ndarray, *, arc
                    "calib": os.path.join(work, "calib.npy"), "calib_batch": calib_batch, "calib_batches": n_batches,
                    "algo": algo, "hist_percent": hist_percent, "ops": list(ops),
                    "weight_quantize_type": weight_quantize_type, "qat": qat, "out": out}
-            info = run_job(job, work)
+            run_job(job, work, os.path.join(save_dir, "quant.log"))
             for extra in ("inference.pdiparams.info",):
                 if os.path.exists(os.path.join(out, extra)):
                     os.remove(os.path.join(out, extra))
@@ -238,7 +238,6 @@ def export_int8(model: paddle.nn.Layer, save_dir: str, calib: np.ndarray, *, arc
                     os.remove(os.path.join(save_dir, name))  # an older export of another kind: would mix
             for name in os.listdir(out):
                 os.replace(os.path.join(out, name), os.path.join(save_dir, name))
-            shutil.copy(os.path.join(work, "quant.log"), os.path.join(save_dir, "quant.log"))
     finally:
         if was_training:
             model.train()

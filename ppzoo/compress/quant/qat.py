@@ -48,9 +48,17 @@ def _grad_scale(x: paddle.Tensor, scale: float) -> paddle.Tensor:
     return (x - x * scale).detach() + x * scale
 
 
+def _round(x: paddle.Tensor) -> paddle.Tensor:
+    """Round half away from zero, from ops the legacy program format can trace (Paddle
+    3.3's ``round``, ``sign``, ``abs`` and ``floor`` cannot be traced there): truncate
+    ``x +- 0.5`` with a cast."""
+    half = paddle.where(x >= 0, x * 0.0 + 0.5, x * 0.0 - 0.5)
+    return paddle.cast(paddle.cast(x + half, "int32"), x.dtype)
+
+
 def _round_ste(x: paddle.Tensor) -> paddle.Tensor:
     """round(x) forward, identity gradient (the straight-through estimator)."""
-    return x + (paddle.round(x) - x).detach()
+    return x + (_round(x) - x).detach()
 
 
 class PACT(nn.Layer):
@@ -80,11 +88,11 @@ class LSQActivation(nn.Layer):
         self.register_buffer("initialized", paddle.zeros([1], dtype="float32"))
 
     def forward(self, x):
-        if self.training and float(self.initialized) == 0.0:
+        if self.training and paddle.in_dynamic_mode() and float(self.initialized) == 0.0:
             with paddle.no_grad():
                 self.step.set_value(paddle.clip(2.0 * x.abs().mean() / math.sqrt(QMAX), min=1e-8).reshape([1]))
                 self.initialized.set_value(paddle.ones([1]))
-        g = 1.0 / math.sqrt(x.numel().item() / x.shape[0] * QMAX)
+        g = 1.0 / math.sqrt(math.prod(x.shape[1:]) * QMAX)  # N: features per sample (static shapes too)
         s = _grad_scale(self.step, g)
         return _round_ste(paddle.clip(x / s, -QMAX - 1, QMAX)) * s
 
