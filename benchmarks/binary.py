@@ -36,10 +36,11 @@ def main():
     parser.add_argument("--model", default="shufflenet_v1_g3_x0_5")
     parser.add_argument("--artifacts", default="/work/artifacts/cifar10")
     parser.add_argument("--data", default="/work/shared/datasets/cifar10")
-    parser.add_argument("--images", type=int, default=2560)
+    parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--arms", nargs="+", default=["binary_weights", "binary_weights_activations"])
     parser.add_argument("--json")
     args = parser.parse_args()
     arch = args.model
@@ -59,6 +60,8 @@ def main():
         with open(subset, "w") as f:
             f.write("\n".join(lines[i] for i in np.random.default_rng(0).permutation(len(lines))[:args.images]))
         for name, activations in (("binary_weights", False), ("binary_weights_activations", True)):
+            if name not in args.arms:
+                continue
             out = os.path.join(work, name)
             cfg = config_for(arch, args.data, out, weights, [
                 f"DataLoader.Train.dataset.cls_label_path={subset}", f"Global.epochs={args.epochs}",

@@ -12,7 +12,7 @@ For each model with a trained checkpoint in ``--artifacts/<arch>/best_model.pdpa
 * file sizes of the weights (``.pdiparams``; fp32, fp16 storage, int8);
 * latency at 224x224 (the same weights; small-input models take any size) of the four
   predictors, timed interleaved, medians, at batch 1 and 8 with ``--threads`` threads
-  (the 224x224 int8 programs are calibrated on 16 upsampled images with ``--latency-algo``:
+  (the 224x224 int8 programs are calibrated on ``--latency-calib`` (16) upsampled images with ``--latency-algo``:
   they are for timing; accuracy is that of the 32x32 programs).
 
     python benchmarks/quant.py --json docs/results/quant.json
@@ -167,15 +167,16 @@ def latency_224(model, qat_model, quant, cfg, calib, args, work, arch):
            "qat": os.path.join(work, arch, "qat_224")}
     export_model(model, lat["fp32"], verify=False, **big)
     # the 224x224 programs are for timing: calibrated on 16 upsampled images (the scales do not change the speed)
-    calib224 = paddle.nn.functional.interpolate(paddle.to_tensor(calib[:16]), size=[224, 224],
+    n = args.latency_calib
+    calib224 = paddle.nn.functional.interpolate(paddle.to_tensor(calib[:n]), size=[224, 224],
                                                 mode="bilinear").numpy()
-    export_int8(model, lat["ptq"], calib224, arch=cfg["Arch"], settings=big, algo=args.latency_algo, calib_batch=16,
+    export_int8(model, lat["ptq"], calib224, arch=cfg["Arch"], settings=big, algo=args.latency_algo, calib_batch=n,
                 threads=args.threads)
     predictors = {"fp32": Predictor(lat["fp32"], threads=args.threads, precision="fp32"),
                   "bf16": Predictor(lat["fp32"], threads=args.threads, precision="bf16"),
                   "int8_ptq": Predictor(lat["ptq"], threads=args.threads)}
     if qat_model is not None:
-        export_int8(qat_model, lat["qat"], calib224[:16], arch=cfg["Arch"], settings=big, qat=quant, calib_batch=16,
+        export_int8(qat_model, lat["qat"], calib224, arch=cfg["Arch"], settings=big, qat=quant, calib_batch=n,
                     threads=args.threads)
         predictors["int8_qat"] = Predictor(lat["qat"], threads=args.threads)
     out = {"params_bytes": {k: params_bytes(v) for k, v in lat.items() if os.path.isdir(v)}}
@@ -223,6 +224,7 @@ def main():
     parser.add_argument("--data", default="/work/shared/datasets/cifar10")
     parser.add_argument("--algos", nargs="+", default=["hist", "avg", "mse", "abs_max"])
     parser.add_argument("--latency-algo", default="abs_max")
+    parser.add_argument("--latency-calib", type=int, default=16, help="calibration images of the 224x224 programs")
     parser.add_argument("--calib-batches", type=int, default=10)
     parser.add_argument("--qat-images", type=int, default=2560)
     parser.add_argument("--threads", type=int, default=2)

@@ -92,8 +92,11 @@ def test_avg_observer_is_the_mean_of_per_sample_maxima(tmp_path, calib):
 def test_hist_observer_is_the_percentile_within_a_bin(tmp_path, calib):
     got = _thresholds(tmp_path, "hist", calib, hist_percent=0.999)["x"]
     a = np.abs(calib)
-    bin_width = (a.max() - a.min()) / 2048
-    assert abs(got - np.quantile(a, 0.999)) <= 1.5 * bin_width
+    hist, edges = np.histogram(a, bins=2048, range=(a.min(), a.max()))  # 2048 bins over the |x| range
+    width = edges[1] - edges[0]
+    first = int(np.argmax(np.cumsum(hist) / hist.sum() >= 0.999))  # the bin holding the 99.9 % quantile
+    assert got == pytest.approx((first + 0.5) * width, rel=1e-5)  # Paddle takes that bin's centre (from 0)
+    assert abs(got - np.quantile(a, 0.999)) < 5 * width
     assert got < 0.5 * a.max()  # the outlier is clipped
 
 
@@ -176,8 +179,9 @@ def test_qat_through_the_trainer_exports_int8(trained, tmp_path):
     with paddle.no_grad():
         reference = qat(paddle.to_tensor(trained["images"])).numpy()
     out8 = predictor.run(trained["images"])
-    assert np.mean(out8.argmax(1) == reference.argmax(1)) >= 0.95
-    assert np.mean(out8.argmax(1) == trained["logits"].argmax(1)) >= 0.95  # and with the float32 model
+    assert np.mean(out8.argmax(1) == reference.argmax(1)) >= 0.95  # the int8 program computes what QAT trained
+    labels = trained["labels"]  # fine-tuning moves the predictions: compare accuracy with the float32 model
+    assert np.mean(out8.argmax(1) == labels) >= np.mean(trained["logits"].argmax(1) == labels) - 0.05
 
 
 def test_qat_resume_continues_exactly(trained, tmp_path):
@@ -185,17 +189,15 @@ def test_qat_resume_continues_exactly(trained, tmp_path):
 
     params = check_quant({"name": "qat", "act_quanter": "lsq", "weight_quanter": "lsq"}, {})
     common = {"Global.pretrained_model": trained["weights"], "Optimizer.lr.learning_rate": 0.0005,
-              "Global.eval_during_train": False}
-    train(_cfg(tmp_path / "a", **{**common, "Global.epochs": 2}), hooks=[QuantAwareHook(params)])
-    train(_cfg(tmp_path / "b", **{**common, "Global.epochs": 1}), hooks=[QuantAwareHook(params)])
-    latest = tmp_path / "b" / "out" / "mobilenet_v1_x0_25" / "latest"
-    train(_cfg(tmp_path / "b", **{**common, "Global.epochs": 2, "Global.checkpoints": str(latest)}),
-          hooks=[QuantAwareHook(params)])
+              "Global.eval_during_train": False, "Global.epochs": 2}
+    train(_cfg(tmp_path / "a", **common), hooks=[QuantAwareHook(params)])
+    epoch_1 = tmp_path / "a" / "out" / "mobilenet_v1_x0_25" / "epoch_1"
+    train(_cfg(tmp_path / "b", **{**common, "Global.checkpoints": str(epoch_1)}), hooks=[QuantAwareHook(params)])
     a = paddle.load(str(tmp_path / "a" / "out" / "mobilenet_v1_x0_25" / "latest.pdparams"))
     b = paddle.load(str(tmp_path / "b" / "out" / "mobilenet_v1_x0_25" / "latest.pdparams"))
     assert set(a) == set(b) and any("step" in k for k in a)  # LSQ steps are in the state
     for key in a:
-        np.testing.assert_allclose(np.asarray(a[key]), np.asarray(b[key]), rtol=0, atol=1e-6, err_msg=key)
+        np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
 
 
 @pytest.mark.parametrize("name", ["shufflenet_v1_g3_x0_25", "mobilenet_v2_x0_35", "alexnet"])
@@ -208,8 +210,8 @@ def test_every_family_quantizes(tmp_path, name):
     ops = meta["quantization"]["onednn_ops"]
     assert ops["int8"].get("fused_conv2d", 0) > 0
     assert meta["checks"]["cosine"] > 0.9
-    if name == "alexnet":  # LRN has no int8 kernel: it stays float32 and the metadata says so
-        assert "lrn" in ops["float32"]
+    if name == "alexnet":  # LRN (its plain-op form: zero-padded window concat, pow, div) stays float32, and says so
+        assert {"concat", "elementwise_div"} <= set(ops["float32"]) and "concat" in meta["quantization"]["note"]
 
 
 # ---------------------------------------------------------------------------- precision and storage

@@ -148,7 +148,10 @@ class Predictor:
             if onednn:
                 config.enable_onednn()
                 if self.precision == "int8":
-                    config.enable_onednn_int8()
+                    # an export may restrict the int8 op types (AlexNet: oneDNN has no int8 concat primitive
+                    # for LRN's zero-padded window); the default is every type oneDNN quantizes
+                    ops = (self.meta.get("quantization") or {}).get("onednn_int8_op_types")
+                    config.enable_onednn_int8(set(ops) if ops else set())
                 elif self.precision == "bf16":
                     config.enable_onednn_bfloat16()
             else:

@@ -32,13 +32,24 @@ def _require_legacy():
     return paddle
 
 
-def _build(job, paddle):
-    import ppzoo  # noqa: F401  (registers models, passes and path loaders)
-    from ppzoo.utils.weights import load_weights
+def _traceable():
+    """LRN's and channel shuffle's plain-op forms (those written for ONNX): Paddle's own
+    ``local_response_norm`` calls ``paddle.multiply``, which the legacy tracer rejects
+    ("argument must be Value, but got Variable")."""
+    from ...layers.onnx_compat import onnx_compatible
 
-    model = ppzoo.create_model(job["arch_file"])
+    return onnx_compatible()
+
+
+def _build(job, paddle):
+    # running as ``python -m`` imported the ppzoo package first: models, passes and the
+    # .arch.json loader are registered
+    from ...registry import create_model
+    from ...utils.weights import load_weights
+
+    model = create_model(job["arch_file"])
     if job["mode"] == "qat":
-        from ppzoo.compress.quant.qat import bake_weight_quanters, wrap_for_qat
+        from .qat import bake_weight_quanters, wrap_for_qat
 
         wrap_for_qat(model, job["qat"])
         model.set_state_dict(paddle.load(job["weights"]))
@@ -47,7 +58,7 @@ def _build(job, paddle):
         load_weights(model, job["weights"])
     model.eval()
     if job.get("add_softmax"):
-        from ppzoo.deploy.export import _Softmax
+        from ...deploy.export import _Softmax
 
         model = _Softmax(model)
     return model
@@ -60,7 +71,8 @@ def _ptq(job, paddle, model, out):
     batches = np.load(job["calib"])
     spec = InputSpec([job["batch_size"], *job["input_shape"]], "float32", "x")
     with tempfile.TemporaryDirectory() as tmp:
-        paddle.jit.save(model, os.path.join(tmp, "inference"), input_spec=[spec])
+        with _traceable():
+            paddle.jit.save(model, os.path.join(tmp, "inference"), input_spec=[spec])
         paddle.enable_static()
         exe = paddle.static.Executor(paddle.CPUPlace())
         step = job["calib_batch"]
@@ -83,7 +95,8 @@ def _qat(job, paddle, model, out):
     spec = InputSpec([job["batch_size"], *job["input_shape"]], "float32", "x")
     saver = ImperativeQuantAware(weight_quantize_type="channel_wise_abs_max",
                                  activation_quantize_type="moving_average_abs_max", onnx_format=True)
-    saver.save_quantized_model(model, os.path.join(out, "inference"), input_spec=[spec])
+    with _traceable():
+        saver.save_quantized_model(model, os.path.join(out, "inference"), input_spec=[spec])
     return {}
 
 
