@@ -288,9 +288,15 @@ def test_binary_weight_forward_and_gradient_follow_xnor():
 def test_binary_conv_and_linear_compute_with_binary_weights():
     conv = paddle.nn.Conv2D(4, 4, 3, padding=1)
     b = BinaryConv2D.from_conv(conv, binary_act=True, shortcut=True)
-    x = paddle.randn([2, 4, 5, 5])
-    ref = paddle.nn.functional.conv2d(sign_ste(x), binarize_weight(conv.weight), conv.bias, padding=1) + x
-    np.testing.assert_allclose(b(x).numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    x = paddle.randn([2, 4, 5, 5]).abs()  # ReLU outputs: their plain sign would be +1 everywhere
+    out = b(x)  # training mode: the first batch sets the per-channel threshold to the channel means
+    shift = x.mean(axis=[0, 2, 3]).reshape([1, -1, 1, 1])
+    np.testing.assert_allclose(b.act_sign.shift.numpy(), shift.numpy().ravel(), rtol=1e-6)
+    ref = paddle.nn.functional.conv2d(sign_ste(x - shift), binarize_weight(conv.weight), conv.bias, padding=1) + x
+    np.testing.assert_allclose(out.numpy(), ref.numpy(), rtol=1e-5, atol=1e-5)
+    x2 = paddle.randn([2, 4, 5, 5])  # later batches keep the threshold
+    ref2 = paddle.nn.functional.conv2d(sign_ste(x2 - shift), binarize_weight(conv.weight), conv.bias, padding=1) + x2
+    np.testing.assert_allclose(b(x2).numpy(), ref2.numpy(), rtol=1e-5, atol=1e-5)
     lin = paddle.nn.Linear(6, 3)
     bl = BinaryLinear.from_linear(lin)
     x = paddle.randn([2, 6])
@@ -307,7 +313,9 @@ def test_binarize_keeps_first_and_last_layers_and_packs(tmp_path):
     convs = [n for n, m in layers.items() if isinstance(m, paddle.nn.Conv2D)]
     linears = [n for n, m in layers.items() if isinstance(m, paddle.nn.Linear)]
     assert type(layers[convs[0]]) is paddle.nn.Conv2D and type(layers[linears[-1]]) is paddle.nn.Linear
-    assert all(isinstance(layers[n], BinaryConv2D) for n in convs[1:])
+    depthwise = {n for n in convs if layers[n]._groups == layers[n]._in_channels > 1}
+    assert depthwise and all(type(layers[n]) is paddle.nn.Conv2D for n in depthwise)  # kept real by default
+    assert all(isinstance(layers[n], BinaryConv2D) for n in convs[1:] if n not in depthwise)
     model.eval()
     x = paddle.randn([2, 3, SIZE, SIZE])
     info = save_packed(model, str(tmp_path / "m.ppzb"))
@@ -318,7 +326,7 @@ def test_binarize_keeps_first_and_last_layers_and_packs(tmp_path):
     assert info["binary_layers_ratio"] > 20  # < 32: depthwise filters have 9 weights per alpha
     loaded = load_packed(str(tmp_path / "m.ppzb"))
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
-    assert isinstance(dict(loaded.named_sublayers())[convs[1]], BinaryConv2D)
+    assert isinstance(dict(loaded.named_sublayers())[next(n for n in convs[1:] if n not in depthwise)], BinaryConv2D)
 
 
 def test_binary_training_method_writes_packed_and_arch(trained, tmp_path):

@@ -7,7 +7,12 @@ straight-through estimators.
   autograd through ``alpha`` plus the hard-tanh straight-through estimator of ``sign``,
   ``d sign(w) / dw = 1{|w| <= 1}``.
 * Activations (``binary_act=True``; XNOR-Net's binary inputs without the K scaling map,
-  Bi-Real Net's sign): ``sign(x)`` forward, ``1{|x| <= 1}`` backward (hard-tanh STE).
+  Bi-Real Net's sign): ``sign(x - b)`` forward, ``1{|x - b| <= 1}`` backward (hard-tanh
+  STE), with a learned threshold ``b`` per input channel (ReActNet's RSign, Liu et al.
+  2020, eq. 3). Our convolutions take ReLU outputs (>= 0), whose plain sign is +1
+  everywhere: a constant output, zero BatchNorm variance and exploding gradients. So ``b``
+  starts at each channel's mean over the first training batch (a buffer records that it
+  was set, so resuming does not redo it).
 * Bi-Real-style shortcut (Liu et al. 2018, "Bi-Real Net", section 3.1): with binary
   activations a real-valued identity is added around the binary convolution when its input
   and output shapes agree, so the real activations of the block survive the sign. Here it
@@ -30,6 +35,28 @@ def sign_ste(x: paddle.Tensor) -> paddle.Tensor:
     hard = paddle.clip(x, -1.0, 1.0)
     sign = paddle.where(x >= 0, paddle.ones_like(x), -paddle.ones_like(x))
     return hard + (sign - hard).detach()
+
+
+class _ActSign(nn.Layer):
+    """``sign_ste(x - b)`` with a learned per-channel threshold ``b`` (RSign), set to the
+    channel means of the first training batch."""
+
+    def __init__(self, channels: int, axis: int):
+        super().__init__()
+        self.axis = axis
+        self.shift = self.create_parameter([channels], default_initializer=nn.initializer.Constant(0.0))
+        self.register_buffer("initialized", paddle.zeros([1], dtype="float32"))
+
+    def _view(self, x):
+        return [-1 if d == self.axis % x.ndim else 1 for d in range(x.ndim)]
+
+    def forward(self, x):
+        if self.training and float(self.initialized) == 0.0:
+            with paddle.no_grad():
+                reduce = [d for d in range(x.ndim) if d != self.axis % x.ndim]
+                self.shift.set_value(x.mean(axis=reduce))
+                self.initialized.set_value(paddle.ones([1]))
+        return sign_ste(x - self.shift.reshape(self._view(x)))
 
 
 def binarize_weight(weight: paddle.Tensor, axis: int = 0) -> paddle.Tensor:
@@ -55,6 +82,7 @@ class BinaryConv2D(nn.Conv2D):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=padding, dilation=dilation,
                          groups=groups, bias_attr=bias_attr)
         self.binary_act, self.shortcut = binary_act, shortcut
+        self.act_sign = _ActSign(in_channels, 1) if binary_act else None
 
     @classmethod
     def from_conv(cls, conv: nn.Conv2D, binary_act: bool = False, shortcut: bool = False) -> "BinaryConv2D":
@@ -71,7 +99,7 @@ class BinaryConv2D(nn.Conv2D):
         return layer
 
     def forward(self, x):
-        inp = sign_ste(x) if self.binary_act else x
+        inp = self.act_sign(x) if self.binary_act else x
         out = F.conv2d(inp, binarize_weight(self.weight, 0), self.bias, self._stride, self._padding,
                        self._dilation, self._groups)
         if self.binary_act and self.shortcut and out.shape == x.shape:
@@ -94,6 +122,7 @@ class BinaryLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, bias_attr=None, binary_act: bool = False):
         super().__init__(in_features, out_features, bias_attr=bias_attr)
         self.binary_act = binary_act
+        self.act_sign = _ActSign(in_features, -1) if binary_act else None
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, binary_act: bool = False) -> "BinaryLinear":
@@ -106,5 +135,5 @@ class BinaryLinear(nn.Linear):
         return layer
 
     def forward(self, x):
-        inp = sign_ste(x) if self.binary_act else x
+        inp = self.act_sign(x) if self.binary_act else x
         return F.linear(inp, binarize_weight(self.weight, 1), self.bias)

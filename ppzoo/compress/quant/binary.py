@@ -47,9 +47,13 @@ def _candidates(model: nn.Layer) -> List[str]:
     return [n for n, layer in model.named_sublayers() if type(layer) in (nn.Conv2D, nn.Linear)]
 
 
+def _depthwise(layer) -> bool:
+    return isinstance(layer, nn.Conv2D) and layer._groups > 1 and layer._groups == layer._in_channels
+
+
 def binarize_model(model: nn.Layer, activations: bool = False, shortcut: bool = True,
                    keep: Optional[Sequence[str]] = None, arch: Optional[dict] = None,
-                   names: Optional[Sequence[str]] = None) -> nn.Layer:
+                   names: Optional[Sequence[str]] = None, depthwise: bool = False) -> nn.Layer:
     """Replace the model's Conv2D/Linear layers by binary ones, in place; returns ``model``.
 
     Args:
@@ -61,6 +65,11 @@ def binarize_model(model: nn.Layer, activations: bool = False, shortcut: bool = 
         keep: name patterns (fnmatch, e.g. ``"stem*"``) of further layers kept in full precision.
         arch: the model's ``Arch`` section (for the architecture record).
         names: the exact layers to binarize (used when rebuilding from a record).
+        depthwise: binarize depthwise convolutions too. Default: False: a depthwise 3x3
+            filter has 9 weights per channel, and on binary inputs its output takes so few
+            values that a channel can be constant over a batch, BatchNorm's batch variance
+            goes to 0 and the gradients explode (measured: 1e35 at the first step of
+            ShuffleNetV1); binary MobileNet-style networks (ReActNet) keep them real too.
     """
     candidates = _candidates(model)
     if names is None:
@@ -69,7 +78,8 @@ def binarize_model(model: nn.Layer, activations: bool = False, shortcut: bool = 
         layers = dict(model.named_sublayers())
         convs = [n for n in candidates if isinstance(layers[n], nn.Conv2D)]
         linears = [n for n in candidates if isinstance(layers[n], nn.Linear)]
-        full = set(convs[:1]) | set(linears[-1:])
+        full = set(convs[:1]) | set(linears[-1:]) | ({n for n in convs if _depthwise(layers[n])} if not depthwise
+                                                     else set())
         for pattern in keep or ():
             if not any(fnmatch.fnmatch(n, pattern) for n in candidates):
                 raise ValueError(f"binary keep pattern {pattern!r} matches no Conv2D/Linear layer; layers: "
