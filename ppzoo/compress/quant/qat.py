@@ -151,6 +151,11 @@ def wrap_for_qat(model: nn.Layer, params: dict) -> nn.Layer:
             super().__init__(init)
 
     preprocess = {"pact": _PACT, "lsq": LSQActivation}.get(act)
+    for layer in model.sublayers() if params.get("skip_unaligned") else ():  # the experiment of legacy.ALIGN
+        channels = layer._out_channels if isinstance(layer, nn.Conv2D) else (
+            layer.weight.shape[1] if isinstance(layer, nn.Linear) else None)
+        if channels is not None and channels % 8:
+            layer.skip_quant = True
     ImperativeQuantAware(weight_quantize_type="channel_wise_abs_max",
                          activation_quantize_type="moving_average_abs_max", moving_rate=params["moving_rate"],
                          act_preprocess_layer=preprocess, onnx_format=True).quantize(model)
