@@ -275,7 +275,10 @@ def read_metadata(model_dir: str) -> dict:
         raise ExportError(f"model folder not found: {model_dir}")
     path = os.path.join(model_dir, "inference.yml")
     if not os.path.isfile(path):
-        raise ExportError(f"{model_dir} is incomplete: missing inference.yml (write it with tools/export.py)")
+        expected = REQUIRED_FILES if not os.path.isfile(os.path.join(model_dir, "inference.pdmodel")) else (
+            "inference.pdmodel", "inference.pdiparams", "inference.yml")
+        missing = [f for f in expected if not os.path.isfile(os.path.join(model_dir, f))]
+        raise ExportError(f"{model_dir} is incomplete: missing {', '.join(missing)} (write it with tools/export.py)")
     try:
         with open(path, encoding="utf-8") as f:
             meta = yaml.safe_load(f)
