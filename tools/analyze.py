@@ -6,6 +6,11 @@ measured latency of zoo models, per model or per layer.
     python tools/analyze.py shufflenet_v1_g3_x1_0 --per-layer --format csv
     python tools/analyze.py 'mobilenet*' 'shufflenet_v1_g3*' --latency --plot tradeoff.png
     python tools/analyze.py alexnet alexnet_single --roofline --profile --batch-size 8
+    python tools/analyze.py mobilenet_v1_x1_0 --latency --precision int8   # the int8 predictor
+
+--precision bf16 runs the float32 export with oneDNN bfloat16 kernels; int8 quantizes the
+(untrained) model per channel with 8 random calibration images: the time is that of the int8
+kernels, the outputs mean nothing (quantize trained weights with tools/export.py --precision int8).
 """
 import argparse
 import sys
@@ -30,6 +35,8 @@ def main():
     parser.add_argument("--threads", type=int, help="CPU threads for --latency (default: one per core)")
     parser.add_argument("--repeat", type=int, default=20, help="timed runs for --latency")
     parser.add_argument("--warmup", type=int, default=5, help="warm-up runs for --latency")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                        help="the predictor's precision for --latency")
     parser.add_argument("--dtype", default="float32", help="element type for MAC in bytes (float32, float16, int8)")
     parser.add_argument("--format", default="table", choices=["table", "csv", "json", "markdown"])
     parser.add_argument("--plot", metavar="PNG", help="one model: per-layer MAC/MAdds bars; several: top-1 vs "
@@ -42,9 +49,23 @@ def main():
     from ppzoo.analysis import analyze, format_report, resolve_models
 
     names = resolve_models(args.models)
+    int8_export = None
+    if args.precision == "int8":
+        import numpy as np
+
+        from ppzoo.compress.quant import export_int8
+        from ppzoo.deploy.export import default_preprocess
+
+        def int8_export(model, folder, shape, arch):
+            calib = np.random.default_rng(0).standard_normal([8, *shape]).astype("float32")
+            settings = {"input_shape": shape, "name": type(model).__name__, "add_softmax": False,
+                        "preprocess": default_preprocess(shape), "topk": 5, "class_names": None}
+            export_int8(model, folder, calib, settings=settings, algo="abs_max", calib_batch=8,
+                        threads=args.threads, arch=arch)
     results = analyze(names, args.input_size, latency=args.latency, batch_size=args.batch_size, threads=args.threads,
                       warmup=args.warmup, repeat=args.repeat, small_input=args.small_input, dtype=args.dtype,
-                      roofline=args.roofline, profile=args.profile)
+                      roofline=args.roofline, profile=args.profile, precision=args.precision,
+                      int8_export=int8_export)
     sys.stdout.write(format_report(results, args.format, per_layer=args.per_layer, by_kind=args.by_type))
     if args.plot:
         from ppzoo.analysis.plot import plot_layers, plot_profile, plot_tradeoffs

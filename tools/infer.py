@@ -4,6 +4,10 @@
     python tools/infer.py --model-dir inference -i images/ --topk 3 --json # a folder, as JSON
     python tools/infer.py --model-dir inference -i val_list.txt --image-root data/  # a label list: also accuracy
     python tools/infer.py --model-dir inference --benchmark --batch-size 8 --threads 2
+    python tools/infer.py --model-dir inference --precision bf16 --benchmark   # oneDNN bf16 on a float32 export
+
+The precision is the export's (inference.yml: fp32, bf16 or int8) unless --precision says
+otherwise; an int8 folder (tools/export.py --precision int8) runs oneDNN int8 kernels.
 """
 import argparse
 import json
@@ -24,6 +28,8 @@ def main():
     parser.add_argument("--threads", type=int, help="CPU math threads (default: one per core)")
     parser.add_argument("--no-onednn", action="store_true", help="plain CPU kernels instead of oneDNN")
     parser.add_argument("--tensorrt", action="store_true", help="TensorRT on GPU (needs a TensorRT build of Paddle)")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"],
+                        help="run at this precision (default: the export's inference.yml)")
     parser.add_argument("--benchmark", action="store_true", help="measure latency and throughput on random input")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=50)
@@ -36,7 +42,7 @@ def main():
     from ppzoo.deploy.predictor import Predictor, accuracy, collect_images
 
     predictor = Predictor(args.model_dir, device=args.device, threads=args.threads, onednn=not args.no_onednn,
-                          tensorrt=args.tensorrt)
+                          tensorrt=args.tensorrt, precision=args.precision)
     if args.benchmark:
         result = predictor.benchmark(args.batch_size, args.warmup, args.repeat)
         result["model"] = predictor.meta["model"]
@@ -44,7 +50,7 @@ def main():
             print(json.dumps(result, indent=2))
         else:
             print(f"{result['model']}: batch {result['batch_size']}, {result['device']}, {result['threads']} threads, "
-                  f"oneDNN {'on' if result['onednn'] else 'off'}; {result['warmup']} warm-up + {result['runs']} runs: "
+                  f"oneDNN {'on' if result['onednn'] else 'off'}, {result['precision']}; {result['warmup']} warm-up + {result['runs']} runs: "
                   f"p50 {result['p50_ms']:.2f} ms, p90 {result['p90_ms']:.2f} ms, "
                   f"{result['images_per_s']:.1f} images/s")
         return 0

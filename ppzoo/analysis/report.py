@@ -43,12 +43,15 @@ def _is_arch_file(name: str) -> bool:
 
 def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: bool = False, batch_size: int = 1,
             threads: Optional[int] = None, warmup: int = 5, repeat: int = 20, small_input: bool = False,
-            dtype: str = "float32", roofline: bool = False, profile: bool = False) -> List[dict]:
-    """Profile every model (and time it with ``latency``); one dict per model with the
-    totals, the per-kind summary and the per-layer list. ``roofline`` and ``profile`` add
-    ``"deployed"`` (see :func:`ppzoo.analysis.roofline.deployed_figures`: measured peak and
-    bandwidth, predictor latency timed round-robin over all models, roofline bound and, with
-    ``profile``, the predictor's per-operator time) at ``batch_size``."""
+            dtype: str = "float32", roofline: bool = False, profile: bool = False, precision: str = "fp32",
+            int8_export=None) -> List[dict]:
+    """Profile every model (and time it with ``latency``, the predictor at ``precision``:
+    see :func:`measure_latency`; for int8, ``int8_export(model, folder, input_size, arch)``);
+    one dict per model with the totals, the per-kind summary and the per-layer list.
+    ``roofline`` and ``profile`` add ``"deployed"`` (see
+    :func:`ppzoo.analysis.roofline.deployed_figures`: measured peak and bandwidth, predictor
+    latency timed round-robin over all models, roofline bound and, with ``profile``, the
+    predictor's per-operator time) at ``batch_size``."""
     if input_size is not None and input_size < 1:
         raise ValueError(f"input_size must be >= 1, got {input_size}")
     if batch_size < 1:
@@ -79,7 +82,10 @@ def analyze(names: Sequence[str], input_size: Optional[int] = None, latency: boo
         if _is_arch_file(name):  # published figures are the base model's, not this one's
             row.update(published_top1=None, published_params_m=None, published_madds_m=None)
         if latency:
-            row["latency"] = measure_latency(model, shape, batch_size, threads, warmup, repeat)
+            arch = {"name": name, "class_num": 1000, **({"small_input": True} if small_input else {})}
+            export = (lambda m, folder, size, arch=arch: int8_export(m, folder, size, arch)) if int8_export else None
+            row["latency"] = measure_latency(model, shape, batch_size, threads, warmup, repeat, precision=precision,
+                                             int8_export=export)
         if roofline or profile:
             built[name] = (model, shape, stats)
         results.append(row)
@@ -184,7 +190,7 @@ def format_report(results: List[dict], fmt: str = "table", per_layer: bool = Fal
             lat = results[0]["latency"]
             parts.append(f"latency: batch {lat['batch_size']}, {lat['threads']} CPU threads, {lat['warmup']} warm-up "
                          f"rounds, p50/p90 of {lat['runs']} interleaved runs; predictor = paddle.inference with "
-                         f"oneDNN {'on' if lat['onednn'] else 'off'}\n")
+                         f"oneDNN {'on' if lat['onednn'] else 'off'}, {lat.get('precision', 'fp32')}\n")
     parts.append(_render([_model_columns(r) for r in results], fmt))
     deployed = [r for r in results if "deployed" in r]
     if deployed:

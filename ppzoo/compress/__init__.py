@@ -26,3 +26,4 @@ __all__ = ["ARCH_SUFFIX", "StageContext", "StageResult", "TrainingParts", "add_p
 from . import distill  # noqa: E402,F401  (Arch: DistillationModel, the Distill section, its losses)
 from . import prune  # noqa: E402,F401  (Slim.prune, Slim.sparsity, the prune pass)
 from . import lowrank  # noqa: E402,F401  (Slim.lowrank, the lowrank pass)
+from . import quant  # noqa: E402,F401  (Slim.quant, Slim.export, QAT and binary training)

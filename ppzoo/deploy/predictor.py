@@ -4,8 +4,17 @@
     predictor = Predictor("inference/")                  # CPU, oneDNN, all cores
     predictor.predict(["cat.jpg", "dog.jpg"])            # top-k classes with names and scores
     predictor.benchmark(batch_size=1)                    # latency p50/p90 and throughput
+
+The precision comes from the folder's ``inference.yml`` (``precision: fp32 | bf16 | int8``)
+unless ``precision=`` overrides it: int8 runs oneDNN int8 kernels on CPU (TensorRT int8 on
+GPU with ``tensorrt=True``), bf16 runs oneDNN bfloat16 kernels when the CPU has them and
+falls back to float32 with a notice when it has not. Weights stored as float16
+(``weights_dtype: float16``) are widened to float32 before loading.
 """
+import logging
 import os
+import shutil
+import tempfile
 from typing import List, Optional, Sequence, Union
 
 import numpy as np
@@ -18,7 +27,48 @@ from ..data import BadImageError, build_transforms
 from ..data.datasets import IMAGE_EXTENSIONS, text_lines
 from .export import ExportError, read_metadata
 
-__all__ = ["Predictor", "collect_images", "accuracy"]
+__all__ = ["Predictor", "collect_images", "accuracy", "bf16_supported"]
+
+_log = logging.getLogger("ppzoo.deploy")
+
+
+def bf16_supported() -> bool:
+    """Does this CPU have the bfloat16 instructions oneDNN needs (AVX512-BF16 or AMX)?"""
+    try:
+        return bool(paddle.base.core.supports_bfloat16())
+    except AttributeError:  # a Paddle build without the query
+        return False
+
+
+def _precision(meta: dict, asked: Optional[str], device: str, tensorrt: bool, onednn: bool, model_dir: str,
+               quiet: bool) -> str:
+    """The precision to run: the export's unless ``asked``; checks the combination."""
+    stored = meta["precision"]
+    precision = asked or stored
+    if precision not in ("fp32", "bf16", "int8"):
+        raise ValueError(f"precision must be fp32, bf16 or int8, got {precision!r}")
+    if precision == "int8" and stored != "int8":
+        raise ValueError(f"{model_dir} holds a {stored} program; int8 needs a quantized export "
+                         "(tools/export.py --precision int8, or Slim.quant)")
+    if stored == "int8" and precision != "int8":
+        raise ValueError(f"{model_dir} is an int8 model; it runs only as int8 (export the float32 model separately)")
+    if precision == "int8" and device == "cpu" and not onednn:
+        raise ValueError("int8 runs on oneDNN kernels on CPU: drop --no-onednn")
+    if precision == "int8" and device == "gpu" and not tensorrt:
+        raise ValueError("int8 on GPU runs through TensorRT: add --tensorrt")
+    if precision == "bf16":
+        if device != "cpu":
+            raise ValueError("bf16 is a CPU (oneDNN) precision here; on GPU use fp32 or TensorRT int8")
+        if not onednn:
+            raise ValueError("bf16 runs on oneDNN kernels: drop --no-onednn")
+        if not bf16_supported():
+            message = ("this CPU has no bfloat16 instructions (AVX512-BF16 / AMX); running the float32 program in "
+                       "float32 instead of bf16")
+            if not quiet:
+                _log.warning(message)
+                print(f"notice: {message}", flush=True)
+            return "fp32"
+    return precision
 
 
 def _read_image(item) -> bytes:
@@ -45,26 +95,53 @@ class Predictor:
         onednn (bool): oneDNN (MKL-DNN) kernels on CPU. Default: True.
         tensorrt (bool): TensorRT subgraphs on GPU (a Paddle build with TensorRT). Default: False.
         gpu_id (int): which GPU. Default: 0.
+        precision (str, optional): "fp32", "bf16" or "int8". Default: the export's
+            ``inference.yml`` ``precision``. A float32 export may run as bf16; an int8
+            export runs only as int8.
+        quiet (bool): no notice when bf16 falls back to float32. Default: False.
     """
 
     def __init__(self, model_dir: str, device: str = "cpu", threads: Optional[int] = None, onednn: bool = True,
-                 tensorrt: bool = False, gpu_id: int = 0):
+                 tensorrt: bool = False, gpu_id: int = 0, precision: Optional[str] = None, quiet: bool = False):
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1 (or None: one per core), got {threads}")
         self.meta = read_metadata(model_dir)
-        config = paddle_infer.Config(os.path.join(model_dir, "inference.json"),
-                                     os.path.join(model_dir, "inference.pdiparams"))
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+        self.precision = _precision(self.meta, precision, device, tensorrt, onednn, model_dir, quiet)
+        files = self.meta["files"]
+        program, params = os.path.join(model_dir, files["program"]), os.path.join(model_dir, files["params"])
+        widened = None
+        if self.meta["weights_dtype"] == "float16":  # the program wants float32 weights: widen them first
+            from .params_file import widen_to_float32
+
+            widened = tempfile.mkdtemp(prefix="ppzoo-fp16-")
+            params = os.path.join(widened, "inference.pdiparams")
+            widen_to_float32(os.path.join(model_dir, files["params"]), params)
+        try:
+            self._create(model_dir, program, params, device, threads, onednn, tensorrt, gpu_id)
+        finally:
+            if widened:
+                shutil.rmtree(widened, ignore_errors=True)  # the predictor holds the weights in memory now
+        self.settings = {"device": device, "threads": threads or os.cpu_count(), "onednn": onednn and device == "cpu",
+                         "tensorrt": tensorrt, "precision": self.precision}
+        self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
+        self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
+        self.transform = build_transforms(self.meta["PreProcess"]["transform_ops"])
+        self.class_names = self.meta.get("class_names")
+
+    def _create(self, model_dir, program, params, device, threads, onednn, tensorrt, gpu_id) -> None:
+        config = paddle_infer.Config(program, params)
         if device == "gpu":
             if not paddle.device.is_compiled_with_cuda():
                 raise ValueError("device gpu needs a CUDA build of Paddle: pip install 'ppzoo[gpu]'")
             config.enable_use_gpu(256, gpu_id)
             if tensorrt:
                 max_batch = self.meta["input"]["shape"][0] or 32
+                # an int8 export carries its scales (quantize_linear ops): no TensorRT calibration
+                mode = paddle_infer.PrecisionType.Int8 if self.precision == "int8" else paddle_infer.PrecisionType.Float32
                 config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=max_batch, min_subgraph_size=3,
-                                              precision_mode=paddle_infer.PrecisionType.Float32, use_static=False,
-                                              use_calib_mode=False)
+                                              precision_mode=mode, use_static=False, use_calib_mode=False)
         else:
             if tensorrt:
                 raise ValueError("TensorRT runs on GPU only: add --device gpu")
@@ -72,6 +149,13 @@ class Predictor:
             config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
             if onednn:
                 config.enable_onednn()
+                if self.precision == "int8":
+                    # an export may restrict the int8 op types (AlexNet: oneDNN has no int8 concat primitive
+                    # for LRN's zero-padded window); the default is every type oneDNN quantizes
+                    ops = (self.meta.get("quantization") or {}).get("onednn_int8_op_types")
+                    config.enable_onednn_int8(set(ops) if ops else set())
+                elif self.precision == "bf16":
+                    config.enable_onednn_bfloat16()
             else:
                 config.disable_onednn()
         config.disable_glog_info()
@@ -80,12 +164,6 @@ class Predictor:
         except (RuntimeError, ValueError, OSError) as e:  # a corrupt program or weights file
             raise ExportError(f"paddle.inference cannot load {model_dir}: {str(e).strip().splitlines()[0]} "
                               "(export it again)") from None
-        self.settings = {"device": device, "threads": threads or os.cpu_count(), "onednn": onednn and device == "cpu",
-                         "tensorrt": tensorrt}
-        self._input = self.predictor.get_input_handle(self.predictor.get_input_names()[0])
-        self._output = self.predictor.get_output_handle(self.predictor.get_output_names()[0])
-        self.transform = build_transforms(self.meta["PreProcess"]["transform_ops"])
-        self.class_names = self.meta.get("class_names")
 
     @property
     def input_shape(self) -> List[Optional[int]]:

@@ -1,4 +1,5 @@
 """Building blocks reused by every model in the zoo."""
+from .binary import BinaryConv2D, BinaryLinear, binarize_weight, sign_ste
 from .channel_shuffle import ChannelShuffle, channel_shuffle
 from .conv_norm_act import ConvNormAct
 from .depthwise_separable import DepthwiseSeparableConv
@@ -14,6 +15,7 @@ from .squeeze_excite import SqueezeExcite
 from .weight_init import init_weights
 
 __all__ = [
+    "BinaryConv2D", "BinaryLinear", "binarize_weight", "sign_ste",
     "ChannelShuffle", "channel_shuffle", "ConvNormAct", "DepthwiseSeparableConv", "InvertedResidual",
     "LocalResponseNorm", "ShuffleUnit", "divisors", "make_divisible", "resolve_groups", "init_weights",
     "onnx_compatible", "SqueezeExcite", "DynamicConv2D", "set_temperature", "temperature_at", "TemperatureAnnealing",
