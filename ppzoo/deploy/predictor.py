@@ -11,9 +11,11 @@ GPU with ``tensorrt=True``), bf16 runs oneDNN bfloat16 kernels when the CPU has 
 falls back to float32 with a notice when it has not. Weights stored as float16
 (``weights_dtype: float16``) are widened to float32 before loading.
 """
+import contextlib
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from typing import List, Optional, Sequence, Union
 
@@ -69,6 +71,25 @@ def _precision(meta: dict, asked: Optional[str], device: str, tensorrt: bool, on
                 print(f"notice: {message}", flush=True)
             return "fp32"
     return precision
+
+
+@contextlib.contextmanager
+def _silenced_fds(fds=(1, 2)):
+    """Send what C++ code writes to stdout/stderr to /dev/null meanwhile (Python's own
+    streams are flushed first and restored after)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in fds]
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in fds:
+            os.dup2(null, fd)
+        yield
+    finally:
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(null)
 
 
 def _read_image(item) -> bytes:
@@ -160,7 +181,9 @@ class Predictor:
                 config.disable_onednn()
         config.disable_glog_info()
         try:
-            self.predictor = paddle_infer.create_predictor(config)
+            # oneDNN's int8 passes print their op counts straight to the C++ streams
+            with _silenced_fds() if self.precision == "int8" else contextlib.nullcontext():
+                self.predictor = paddle_infer.create_predictor(config)
         except (RuntimeError, ValueError, OSError) as e:  # a corrupt program or weights file
             raise ExportError(f"paddle.inference cannot load {model_dir}: {str(e).strip().splitlines()[0]} "
                               "(export it again)") from None

@@ -111,5 +111,18 @@ def check_export(section, resolved: dict) -> dict:
     return out
 
 
-register_stage("quant", check_quant, order=40, doc="int8 post-training / quantization-aware training, bf16, binary")
-register_stage("export", check_export, order=50, doc="inference export: precision and weights storage dtype")
+def _run_quant(model, ctx):
+    from .stage import run_quant
+
+    return run_quant(model, ctx)
+
+
+def _run_export(model, ctx):
+    from .stage import run_export
+
+    return run_export(model, ctx)
+
+
+register_stage("quant", check_quant, order=40, run=_run_quant,
+               doc="int8 post-training / quantization-aware training, bf16, binary")
+register_stage("export", check_export, order=50, run=_run_export, doc="inference export: precision and weights storage dtype")
