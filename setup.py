@@ -48,6 +48,8 @@ setup(
             "onnxruntime",
             "matplotlib",
             "tensorly>=0.8",
+            # the layer contract in setup.cfg (tests/test_architecture.py runs lint-imports)
+            "import-linter>=2.0",
         ],
     },
     classifiers=[
