@@ -91,7 +91,7 @@ def test_the_tool_flags_and_plot(tmp_path):
     assert 0 < model["deployed"]["roofline"]["peak_share"] <= 1 and model["deployed"]["groups"]
     assert (tmp_path / "p.png").stat().st_size > 1000
     bad = run_tool("tools/analyze.py", "mobilenet_v1_x0_25", "--roofline", "--batch-size", "0")
-    assert bad.returncode == 2 and "batch size must be >= 1, got 0" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "--batch-size must be >= 1, got 0" in bad.stderr, bad.stderr
 
 
 def test_profile_needs_operators():
