@@ -35,7 +35,7 @@ import paddle.nn as nn
 from ..layers.dynamic_conv import AggregatedConv2D
 from ..utils.params import count_params
 
-__all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model", "paddle_flops",
+__all__ = ["LayerStats", "ModelStats", "count_params", "count_madds", "profile_model", "paddle_flops", "forward_once",
            "summarize_by_kind", "register_cost", "cost_rule", "DTYPE_BYTES"]
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}
@@ -226,7 +226,7 @@ def _trace_functional_ops(stack: List[str], records: List[LayerStats], leaves=fr
         paddle.Tensor.__add__, paddle.Tensor.__mul__, paddle.concat = add, mul, concat
 
 
-def _forward_once(model: nn.Layer, input_size: Sequence[int], hooks: list) -> None:
+def forward_once(model: nn.Layer, input_size: Sequence[int], hooks: list) -> None:
     """One image of zeros through ``model`` in eval mode; removes ``hooks`` and restores
     the model's mode afterwards."""
     was_training = model.training
@@ -304,7 +304,7 @@ def profile_model(model: nn.Layer, input_size: Sequence[int] = (3, 224, 224), dt
         hooks.append(layer.register_forward_pre_hook(enter(name)))
         hooks.append(layer.register_forward_post_hook(leave(name, leaf)))
     with _trace_functional_ops(stack, records, leaves):
-        _forward_once(model, input_size, hooks)
+        forward_once(model, input_size, hooks)
     for layer_type, name in unknown.items():
         warnings.warn(f"no cost rule for {layer_type.__name__} (first at '{name}'), a layer with parameters: its "
                       "MAdds are counted as 0; declare them with ppzoo.analysis.register_cost"

@@ -21,6 +21,7 @@ import numpy as np
 import paddle
 import paddle.nn as nn
 
+from ...analysis.profile import forward_once
 from ...utils.timing import time_interleaved
 from ..base import add_pass
 from .factorize import METHODS, NotFactorizable
@@ -112,16 +113,7 @@ def layer_shapes(model: nn.Layer, input_size: Sequence[int]) -> Dict[str, tuple]
         def hook(layer, inputs, output, name=name):
             shapes[name] = (tuple(inputs[0].shape[1:]), tuple(output.shape[1:]))
         hooks.append(layer.register_forward_post_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with paddle.no_grad():
-            model(paddle.zeros([1, *input_size], dtype="float32"))
-    finally:
-        for h in hooks:
-            h.remove()
-        if was_training:
-            model.train()
+    forward_once(model, input_size, hooks)
     return shapes
 
 
