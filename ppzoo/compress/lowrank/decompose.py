@@ -18,7 +18,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
-import paddle
 import paddle.nn as nn
 
 from ...analysis.profile import forward_once
