@@ -21,12 +21,16 @@ def test_digits_recipe_runs_every_stage_and_deploys_int8(tmp_path):
     recipe = yaml.safe_load((ROOT / "configs" / "compress" / "digits.yaml").read_text())["Slim"]
     recipe["lowrank"]["fine_tune_epochs"] = 0  # the tiny budget: one fine-tune epoch, after pruning
     recipe["quant"]["calib_batches"] = 2
+    recipe["export"] = {"precision": "fp32", "weights_dtype": "float16"}  # the deployed form of the chain's end
     cfg = load_config(path, [f"Global.pretrained_model={out_dir(tmp_path, LEARNS['Arch.name']) / 'best_model'}",
+                             f"Global.save_inference_dir={tmp_path / 'deploy'}",
                              f"Slim={json.dumps(recipe)}"])
     report = compress(cfg, repeat=3)
     stages = [e["stage"] for e in report["stages"]]
-    assert stages == ["baseline", "prune", "lowrank", "quant"]
-    base, pruned, _, int8 = report["stages"]
+    assert stages == ["baseline", "prune", "lowrank", "quant", "export"]
+    base, pruned, _, int8, exported = report["stages"]
+    assert exported["file_bytes"] < 0.6 * pruned["file_bytes"]  # float16 weights
+    assert yaml.safe_load((tmp_path / "deploy" / "inference.yml").read_text())["weights_dtype"] == "float16"
     assert pruned["madds"] < base["madds"] and pruned["params"] < base["params"]
     assert int8["precision"] == "int8" and int8["file_bytes"] < pruned["file_bytes"]
     for e in report["stages"]:

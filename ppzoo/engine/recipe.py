@@ -16,6 +16,7 @@ are timed at the end, interleaved in one run (medians), so their ratios are comp
 import copy
 import json
 import os
+import shutil
 from typing import Optional, Sequence
 
 import numpy as np
@@ -231,6 +232,11 @@ def compress(cfg: dict, config_path: str = "CONFIG", latency_size: Optional[int]
                                     f"MAdds, top-1 {entry['top1']:.2f}%")
             entries.append(entry)
         _time_all(entries, batches, threads, repeat)
+        if "export" in slim:  # the contract: Slim.export puts the deployable model in Global.save_inference_dir
+            target = g["save_inference_dir"]
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(entries[-1]["inference_dir"], target)
+            session.logger.info(f"export: the {entries[-1]['precision']} inference model is in {target}")
         report = {"arch": cfg["Arch"]["name"], "threads": threads, "repeat": repeat, "latency_input": latency_shape,
                   "stages": entries}
         write_json(os.path.join(root, "report.json"), report)
