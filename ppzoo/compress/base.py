@@ -22,7 +22,7 @@ import paddle
 
 from ..config import ConfigError, check_mapping, register_section
 from ..registry import create_model, register_path_loader
-from ..utils.fileio import atomic_write
+from ..utils.fileio import write_together
 from ..utils.hooks import ClassificationStep
 
 __all__ = ["StageContext", "StageResult", "stage_runner", "register_stage", "stage_names", "register_training_method",
@@ -237,17 +237,18 @@ def add_pass(model, name: str, record: dict, arch: Optional[dict] = None):
 
 
 def save_compressed(model, prefix: str, arch: Optional[dict] = None) -> str:
-    """Write ``prefix.pdparams`` and ``prefix.arch.json`` (atomically); returns the arch path."""
+    """Write ``prefix.pdparams`` and ``prefix.arch.json`` as one unit (both or neither, as
+    the trainer's epoch files); returns the arch path."""
     record = arch_record(model, arch)
     path = prefix + ARCH_SUFFIX
 
-    def write(tmp):
+    def write_arch(tmp):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(record, f, indent=2)
             f.write("\n")
 
-    atomic_write(prefix + ".pdparams", lambda tmp: paddle.save(model.state_dict(), tmp))
-    atomic_write(path, write)
+    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    write_together([(prefix + ".pdparams", lambda tmp: paddle.save(model.state_dict(), tmp)), (path, write_arch)])
     return path
 
 

@@ -66,6 +66,14 @@ def binarize_weight(weight: paddle.Tensor, axis: int = 0) -> paddle.Tensor:
     return alpha * sign_ste(weight)
 
 
+def _copy_params(source: nn.Layer, target: nn.Layer) -> nn.Layer:
+    """``target`` with ``source``'s weight and bias (the float layer a binary one replaces)."""
+    target.weight.set_value(source.weight)
+    if source.bias is not None:
+        target.bias.set_value(source.bias)
+    return target
+
+
 class BinaryConv2D(nn.Conv2D):
     """A ``Conv2D`` with binary weights (see the module docstring).
 
@@ -93,10 +101,7 @@ class BinaryConv2D(nn.Conv2D):
         layer = cls(conv._in_channels, conv._out_channels, conv._kernel_size, conv._stride, conv._padding,
                     conv._dilation, conv._groups, bias_attr=False if conv.bias is None else None,
                     binary_act=binary_act, shortcut=shortcut)
-        layer.weight.set_value(conv.weight)
-        if conv.bias is not None:
-            layer.bias.set_value(conv.bias)
-        return layer
+        return _copy_params(conv, layer)
 
     def forward(self, x):
         inp = self.act_sign(x) if self.binary_act else x
@@ -129,10 +134,7 @@ class BinaryLinear(nn.Linear):
         """A binary copy of ``linear``."""
         layer = cls(linear.weight.shape[0], linear.weight.shape[1],
                     bias_attr=False if linear.bias is None else None, binary_act=binary_act)
-        layer.weight.set_value(linear.weight)
-        if linear.bias is not None:
-            layer.bias.set_value(linear.bias)
-        return layer
+        return _copy_params(linear, layer)
 
     def forward(self, x):
         inp = self.act_sign(x) if self.binary_act else x
