@@ -214,6 +214,62 @@ def test_every_family_quantizes(tmp_path, name):
         assert {"concat", "elementwise_div"} <= set(ops["float32"]) and "concat" in meta["quantization"]["note"]
 
 
+# ---------------------------------------------------------------------------- oneDNN int8 departures
+
+def test_grouped_conv_rule():
+    from ppzoo.compress.quant.onednn_issues import grouped_conv_unsafe
+
+    assert grouped_conv_unsafe(240, 3) and grouped_conv_unsafe(204, 3) and grouped_conv_unsafe(480, 3)
+    assert not any([grouped_conv_unsafe(192, 3), grouped_conv_unsafe(120, 3), grouped_conv_unsafe(240, 1),
+                    grouped_conv_unsafe(60, 60), grouped_conv_unsafe(384, 3)])
+
+
+def test_onednn_int8_departures_still_reproduce():
+    """benchmarks/onednn_int8_issues.py: each rule of onednn_issues still has its failing kernel
+    and each control agrees. When a Paddle release fixes one, this fails: drop that rule."""
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "onednn_int8_issues.py")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.stdout.count("as expected") == 10
+
+
+def _spread_channel_ranges(model, seed=0):
+    """Unequal per-output-channel weight ranges, as a trained model has (random weights have
+    alike ranges, which hide oneDNN's grouped-conv and fc departures)."""
+    rng = np.random.default_rng(seed)
+    for layer in model.sublayers():
+        if isinstance(layer, (paddle.nn.Conv2D, paddle.nn.Linear)):
+            w = layer.weight.numpy()
+            shape = (1, w.shape[1]) if w.ndim == 2 else (w.shape[0], 1, 1, 1)
+            layer.weight.set_value((w * np.exp(rng.uniform(-1, 1, shape))).astype("float32"))
+    return model
+
+
+def test_shufflenet_int8_keeps_onednn_departures_in_float32(tmp_path):
+    """ShuffleNetV1 has all three: grouped 1x1 convs with 80 and 160 inputs per group (stages 3
+    and 4 of the 0.5x model), padded average pools on the stride-2 shortcut and the classifier.
+    They stay float32, inference.yml names them, and the int8 model agrees with float32
+    (cosine 0.99985 here; 0.9986 with the three in int8, and far worse on trained weights)."""
+    from ppzoo.compress.quant.onednn_issues import grouped_conv_unsafe
+
+    cfg = _cfg(tmp_path, **{"Arch.name": "shufflenet_v1_g3_x0_5", "Global.image_shape": [3, 32, 32],
+                            "DataLoader.Train.dataset.image_size": 32, "DataLoader.Eval.dataset.image_size": 32})
+    model = _spread_channel_ranges(randomise_weights(build_from_arch(cfg["Arch"])))
+    meta = export_int8(model, str(tmp_path / "int8"), calibration_batches(cfg, 2, 32), arch=cfg["Arch"], cfg=cfg,
+                       algo="abs_max", calib_batch=32)
+    quant = meta["quantization"]
+    unsafe = [layer for layer in model.sublayers() if isinstance(layer, paddle.nn.Conv2D)
+              and grouped_conv_unsafe(layer._in_channels, layer._groups)]
+    assert unsafe and quant["float32_layers"]["count"] == len(unsafe)
+    assert {"pool2d", "fc"} <= set(quant["float32_ops"]) and "pool2d" not in quant["onednn_int8_op_types"]
+    assert "pool2d" in quant["onednn_ops"]["float32"] and quant["onednn_ops"]["int8"]["fused_conv2d"] > 0
+    assert meta["checks"]["top1_agreement"] >= 95 and meta["checks"]["cosine"] > 0.9995, meta["checks"]
+
+
 # ---------------------------------------------------------------------------- precision and storage
 
 def test_float16_weights_halve_the_file_and_load_as_float32(tmp_path):

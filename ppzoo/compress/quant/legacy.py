@@ -68,6 +68,8 @@ def _ptq(job, paddle, model, out):
     from paddle.static import InputSpec
     from paddle.static.quantization import PostTrainingQuantization
 
+    from .onednn_issues import unsafe_conv_weights
+
     batches = np.load(job["calib"])
     spec = InputSpec([job["batch_size"], *job["input_shape"]], "float32", "x")
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,14 +77,15 @@ def _ptq(job, paddle, model, out):
             paddle.jit.save(model, os.path.join(tmp, "inference"), input_spec=[spec])
         paddle.enable_static()
         exe = paddle.static.Executor(paddle.CPUPlace())
-        skip = _unaligned_weights(paddle, exe, tmp, job["ops"]) if job.get("skip_unaligned") else {}
+        program, _, _ = paddle.static.load_inference_model(os.path.join(tmp, "inference"), exe)
+        skip = unsafe_conv_weights(program.global_block())  # onednn_issues, rule 1: stay float32
         step = job["calib_batch"]
         ptq = PostTrainingQuantization(
             exe, tmp, model_filename="inference.pdmodel", params_filename="inference.pdiparams",
             data_loader=lambda: ({"x": batches[i:i + step]} for i in range(0, len(batches), step)),
             batch_nums=job["calib_batches"], algo=job["algo"], hist_percent=job["hist_percent"],
             quantizable_op_type=job["ops"], weight_quantize_type=job["weight_quantize_type"], onnx_format=True,
-            skip_tensor_list=sorted(skip) or None)
+            skip_tensor_list=skip or None)
         ptq.quantize()
         ptq.save_quantized_model(out, model_filename="inference.pdmodel", params_filename="inference.pdiparams")
         thresholds = {k: float(v) for k, v in {**ptq._quantized_var_threshold, **ptq._quantized_threshold}.items()
@@ -90,29 +93,15 @@ def _ptq(job, paddle, model, out):
     return thresholds, skip
 
 
-ALIGN = 8
+def _padded_avg_pools(paddle, folder) -> list:
+    """The padded average pools of the int8 program in ``folder`` (onednn_issues, rule 2)."""
+    from .onednn_issues import padded_avg_pools
 
-
-def _unaligned_weights(paddle, exe, folder, ops) -> dict:
-    """Weights of quantizable ops whose output-channel count is not a multiple of 8, by
-    name -> shape (``skip_unaligned``: an experiment, off by default). On a trained
-    ShuffleNetV1 0.5x, oneDNN's int8 ``fc`` (Paddle 3.3.1) scaled classes 8 and 9 of the
-    10-class classifier by ~0.73 while classes 0-7 matched Paddle's own simulation of the
-    program; leaving such ops in float32 helps only partly (the oneDNN ``fc`` stays int8),
-    so the cause is not settled."""
+    if paddle.in_dynamic_mode():  # the QAT export saved from dygraph
+        paddle.enable_static()
+    exe = paddle.static.Executor(paddle.CPUPlace())
     program, _, _ = paddle.static.load_inference_model(os.path.join(folder, "inference"), exe)
-    block, out = program.global_block(), {}
-    for op in block.ops:
-        if op.type not in ops:
-            continue
-        name = op.input("Filter")[0] if op.type.startswith(("conv", "depthwise")) else op.input("Y")[0]
-        var = block.var(name)
-        if not var.persistable:
-            continue
-        channels = var.shape[0] if op.type.startswith(("conv", "depthwise")) else var.shape[-1]
-        if channels % ALIGN:
-            out[name] = list(var.shape)
-    return out
+    return padded_avg_pools(program.global_block().ops)
 
 
 def _qat(job, paddle, model, out):
@@ -124,7 +113,7 @@ def _qat(job, paddle, model, out):
                                  activation_quantize_type="moving_average_abs_max", onnx_format=True)
     with _traceable():
         saver.save_quantized_model(model, os.path.join(out, "inference"), input_spec=[spec])
-    return {}, {}
+    return {}, []  # wrap_for_qat left rule 1's convolutions unquantized
 
 
 def main(argv=None) -> int:
@@ -139,7 +128,8 @@ def main(argv=None) -> int:
     os.makedirs(out, exist_ok=True)
     model = _build(job, paddle)
     thresholds, skipped = (_qat if job["mode"] == "qat" else _ptq)(job, paddle, model, out)
-    info = {"mode": job["mode"], "activation_thresholds": thresholds, "float32_unaligned_weights": skipped}
+    info = {"mode": job["mode"], "activation_thresholds": thresholds, "float32_conv_weights": skipped,
+            "padded_avg_pools": _padded_avg_pools(paddle, out)}
     with open(os.path.join(out, "quant_info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=1)
     return 0

@@ -31,6 +31,7 @@ import numpy as np
 import paddle
 
 from ..base import arch_record
+from .onednn_issues import KNOWN_ISSUES
 from ...deploy.export import (FP16_PARAMS, PROGRAM_FILES, ExportError, build_metadata, cosine, export_settings,
                               store_weights_as, write_metadata)
 
@@ -155,7 +156,7 @@ def export_int8(model: paddle.nn.Layer, save_dir: str, calib: np.ndarray, *, arc
                 algo: str = "hist", calib_batch: int = 32, hist_percent: float = 0.9999,
                 ops: Sequence[str] = ("conv2d", "depthwise_conv2d", "matmul_v2"),
                 weight_quantize_type: str = "channel_wise_abs_max", batch_size: Optional[int] = None,
-                weights_dtype: str = "float32", threads: Optional[int] = None, skip_unaligned: bool = False) -> dict:
+                weights_dtype: str = "float32", threads: Optional[int] = None) -> dict:
     """Quantize ``model`` to an int8 inference folder and return its metadata.
 
     Args:
@@ -176,9 +177,6 @@ def export_int8(model: paddle.nn.Layer, save_dir: str, calib: np.ndarray, *, arc
         batch_size: fixed batch of the program (None: dynamic).
         weights_dtype: "float16" also stores the float tensors left (biases, scales) as halves.
         threads: CPU threads of the check run. Default: one per core.
-        skip_unaligned: leave ops whose output channels are not a multiple of 8 in float32
-            (an experiment about oneDNN's int8 accuracy on ShuffleNetV1; see
-            ``legacy._unaligned_weights``). Default: False.
     """
     from .qat import QuantizationError, check_quantizable
 
@@ -222,8 +220,7 @@ def export_int8(model: paddle.nn.Layer, save_dir: str, calib: np.ndarray, *, arc
                    "input_shape": input_shape, "batch_size": batch_size, "add_softmax": settings["add_softmax"],
                    "calib": os.path.join(work, "calib.npy"), "calib_batch": calib_batch, "calib_batches": n_batches,
                    "algo": algo, "hist_percent": hist_percent, "ops": list(ops),
-                   "weight_quantize_type": weight_quantize_type, "qat": qat, "out": out,
-                   "skip_unaligned": skip_unaligned}
+                   "weight_quantize_type": weight_quantize_type, "qat": qat, "out": out}
             info = run_job(job, work, os.path.join(save_dir, "quant.log"))
             for extra in ("inference.pdiparams.info",):
                 if os.path.exists(os.path.join(out, extra)):
@@ -235,14 +232,18 @@ def export_int8(model: paddle.nn.Layer, save_dir: str, calib: np.ndarray, *, arc
                 {"act_quanter": qat["act_quanter"], "weight_quanter": qat["weight_quanter"]} if qat else
                 {"algo": algo, "calib_images": int(n_batches * calib_batch), "weight_quantize_type": weight_quantize_type,
                  "ops": list(ops)})}
-            unaligned = info.get("float32_unaligned_weights") or {}
+            # what oneDNN int8 gets wrong stays float32 (onednn_issues); inference.yml says which
+            convs = info.get("float32_conv_weights") or []
             if qat:
-                unaligned = {n: [layer.weight.shape] for n, layer in model.named_sublayers()
-                             if getattr(layer, "skip_quant", False)}
-            if unaligned:
-                meta["quantization"]["float32_layers"] = {
-                    "why": "output channels not a multiple of 8: oneDNN int8 (Paddle 3.3.1) mis-scales the channels "
-                           "past the last multiple of 8", "count": len(unaligned), "names": sorted(unaligned)}
+                convs = [name for name, layer in model.named_sublayers() if getattr(layer, "skip_quant", False)]
+            if convs:
+                meta["quantization"]["float32_layers"] = {"why": KNOWN_ISSUES["grouped_conv"], "count": len(convs),
+                                                          "names": sorted(convs)}
+            float32_ops = {"fc": KNOWN_ISSUES["fc"]}
+            if info.get("padded_avg_pools"):
+                float32_ops["pool2d"] = f"{len(info['padded_avg_pools'])} {KNOWN_ISSUES['padded_avg_pool']}"
+            meta["quantization"]["onednn_int8_op_types"] = sorted(set(ONEDNN_INT8_OPS) - set(float32_ops))
+            meta["quantization"]["float32_ops"] = float32_ops
             write_metadata(out, meta)
             from ...deploy.predictor import Predictor
 
@@ -253,7 +254,8 @@ def export_int8(model: paddle.nn.Layer, save_dir: str, calib: np.ndarray, *, arc
                     raise
                 # oneDNN could not build an int8 kernel for one op (AlexNet's LRN window concat): run concat in
                 # float32 and say so in inference.yml
-                meta["quantization"]["onednn_int8_op_types"] = sorted(set(ONEDNN_INT8_OPS) - {"concat"})
+                kept = meta["quantization"].get("onednn_int8_op_types") or ONEDNN_INT8_OPS
+                meta["quantization"]["onednn_int8_op_types"] = sorted(set(kept) - {"concat"})
                 meta["quantization"]["note"] = f"concat kept float32: oneDNN int8 failed ({str(e).splitlines()[0]})"
                 write_metadata(out, meta)
                 output = Predictor(out, threads=threads, quiet=True).run(check)
