@@ -97,3 +97,24 @@ def test_compress_tool_bad_inputs(tmp_path):
     cfg = load_config(path, ["Slim={test_fc_svd: {}}"])
     with pytest.raises(ValueError, match="set -o Global.pretrained_model=PATH"):
         compress(cfg)
+
+
+@pytest.mark.parametrize("distill, message", [
+    ({"teacher": "self", "teacher_weights": "x.pdparams"}, "'Slim.distill.teacher_weights' is for a named teacher"),
+    ({"teacher": "mobilenet_v1_x0_25"}, "a frozen model (a teacher) needs trained weights"),
+    ({"loss": "dml"}, "'Slim.distill.loss' must be one of kd, dkd, ce, feature"),
+    ({"epochs": -1}, "'Slim.distill.epochs' must be >= 0"),
+    ({"temprature": 2.0}, "temperature"),
+])
+def test_slim_distill_bad_input(tmp_path, distill, message):
+    from ppzoo.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(tiny_config(tmp_path), [f"Slim={{distill: {json.dumps(distill)}, prune: {{pruned_ratio: 0.3}}}}"])
+
+
+def test_slim_distill_must_come_first(tmp_path):
+    from ppzoo.config import ConfigError
+
+    with pytest.raises(ConfigError, match="valid order: distill -> "):
+        load_config(tiny_config(tmp_path), ["Slim={prune: {pruned_ratio: 0.3}, distill: {}}"])

@@ -49,8 +49,9 @@ class StageContext:
         logger: the run's logger.
         loader: ``loader(kind)`` with kind ``"train"``, ``"eval"`` or ``"calib"`` (training
             images with the eval transforms, unshuffled) -> a loader of (images, labels, skipped).
-        fine_tune: ``fine_tune(model, epochs) -> model``: the ordinary trainer on the config's
-            data and optimizer, starting from the model's current weights.
+        fine_tune: ``fine_tune(model, epochs, sections=None) -> model``: the ordinary trainer
+            on the config's data and optimizer, starting from the model's current weights,
+            with the sections earlier stages handed on (and ``sections``) added to its config.
     """
 
     cfg: dict
@@ -75,12 +76,15 @@ class StageResult:
             stages); ``None``: the runner exports ``model`` in float32.
         info: stage figures for the report (``file_bytes`` here overrides the size of the
             exported parameters, e.g. for bit-packed or PQ-coded weights).
+        fine_tune_sections: resolved config sections every later stage's fine-tune adds
+            (``Slim.distill``'s ``Distill``); kept in the stage's ``stage.json``.
     """
 
     model: Optional[object] = None
     precision: str = "fp32"
     export: Optional[Callable] = None
     info: dict = field(default_factory=dict)
+    fine_tune_sections: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -61,17 +61,19 @@ def _loader_factory(cfg: dict, session):
     return loader
 
 
-def _fine_tuner(cfg: dict, folder: str, arch: dict):
-    """``fine_tune(model, epochs)``: save the model, train it with the ordinary trainer (no
-    Slim methods, the config's data and optimizer) in ``folder/finetune``, load the best."""
+def _fine_tuner(cfg: dict, folder: str, arch: dict, handed_on: dict):
+    """``fine_tune(model, epochs, sections=None)``: save the model, train it with the ordinary
+    trainer (no Slim methods, the config's data and optimizer, plus the resolved sections
+    earlier stages handed on, e.g. a teacher) in ``folder/finetune``, load the best."""
 
-    def fine_tune(model, epochs: int):
+    def fine_tune(model, epochs: int, sections: Optional[dict] = None):
         if epochs < 1:
             return model
         start = os.path.join(folder, "finetune_start")
         arch_path = save_compressed(model, start, arch)
         tuned = copy.deepcopy(cfg)
         tuned.pop("Slim", None)
+        tuned.update(copy.deepcopy({**handed_on, **(sections or {})}))
         tuned["Arch"] = {"name": arch_path, "class_num": cfg["Arch"]["class_num"], "infer_add_softmax": False}
         tuned["Global"].update(epochs=epochs, pretrained_model=start + ".pdparams", checkpoints=None,
                                output_dir=os.path.join(folder, "finetune"))
@@ -205,6 +207,7 @@ def compress(cfg: dict, config_path: str = "CONFIG", latency_size: Optional[int]
                             f"{' -> '.join(slim)}; output {root}")
         entries = [_measure("baseline", model, StageResult(model), os.path.join(root, "0_baseline"), cfg, loader,
                             latency_shape)]
+        handed_on = {}  # config sections a stage hands to the later fine-tunes (Slim.distill's teacher)
         for k, key in enumerate(slim, 1):
             folder = os.path.join(root, f"{k}_{key}")
             done = os.path.join(folder, STAGE_FILE)
@@ -222,14 +225,16 @@ def compress(cfg: dict, config_path: str = "CONFIG", latency_size: Optional[int]
             else:
                 os.makedirs(folder, exist_ok=True)
                 ctx = StageContext(cfg, key, slim[key], cfg["Arch"], folder, session.logger, loader,
-                                   _fine_tuner(cfg, folder, cfg["Arch"]))
+                                   _fine_tuner(cfg, folder, cfg["Arch"], handed_on))
                 result = stage_runner(key)(model, ctx)
                 model = result.model if result.model is not None else model
                 save_compressed(model, os.path.join(folder, "model"), cfg["Arch"])
                 entry = _measure(key, model, result, folder, cfg, loader, latency_shape)
+                entry["fine_tune_sections"] = result.fine_tune_sections
                 write_json(done, entry)
                 session.logger.info(f"stage {k} ({key}): {entry['params']:,} params, {entry['madds'] / 1e6:.1f} M "
                                     f"MAdds, top-1 {entry['top1']:.2f}%")
+            handed_on.update(entry.get("fine_tune_sections") or {})
             entries.append(entry)
         _time_all(entries, batches, threads, repeat)
         if "export" in slim:  # the contract: Slim.export puts the deployable model in Global.save_inference_dir

@@ -8,9 +8,10 @@ freeze_params_list, infer_model_name}`` with its ``Distillation*`` losses and
 * ``losses``: the losses and their closed forms (KD at temperature T, DML, DKD, FitNets);
 * ``model``: :class:`DistillationModel`, the frozen teacher held outside the trained parameters;
 * ``spec``: the config checks (Arch kind, ``Distill`` section, Loss/Metric cross-checks);
-* ``method``: the Arch builder, the step function, the cost hook, the training method.
+* ``method``: the Arch builder, the step function, the cost hook, the training method;
+* ``stage``: ``Slim.distill``, the teacher of a compression chain's fine-tunes.
 """
-from . import losses, model, spec  # noqa: F401
+from . import losses, model, spec, stage  # noqa: F401  (stage registers Slim.distill)
 from .losses import (DISTILLATION_LOSSES, DistillationCELoss, DistillationDKDLoss, DistillationDMLLoss,
                      DistillationFeatureLoss, DistillationGTCELoss, DistillationKLDivLoss, dkd, dml_kl, kd_kl, soft_ce)
 from .method import (DistillationHook, DistillationStep, DistillationTopkAcc, build_distillation,
