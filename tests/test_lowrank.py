@@ -288,6 +288,10 @@ def test_pq_codes_round_trip_and_bytes(tmp_path):
     arch_file = save_compressed(model, str(tmp_path / "pq"))
     rebuilt = ppzoo.create_model(arch_file, pretrained=str(tmp_path / "pq.pdparams"))
     assert not rebuilt.blocks[12][1][0].weight.trainable and rebuilt.blocks[12][0][0].weight.trainable
+    # frozen, they are still the model's weights: the params count (reports, logs) does not drop
+    from ppzoo.utils.params import count_params
+
+    assert count_params(rebuilt) == count_params(fresh) == profile_model(fresh, (3, 32, 32)).params
     assert save_pq(rebuilt, str(tmp_path / "again")) == size
 
 
