@@ -16,9 +16,10 @@ def find_cifar10(path=None):
 
 
 def cifar10_overrides(data, train_list="train_10k_list.txt", eval_list="test_2k_list.txt"):
-    """``-o`` overrides (``KEY=VALUE`` strings) for configs/_base_/datasets/cifar10.yaml."""
+    """``-o`` overrides (``KEY=VALUE`` strings) for configs/_base_/datasets/cifar10.yaml; a
+    label list is a file name in ``data`` or an absolute path (a subset written elsewhere)."""
     return [f"DataLoader.Train.dataset.image_root={data}/", f"DataLoader.Eval.dataset.image_root={data}/",
-            f"DataLoader.Train.dataset.cls_label_path={data}/{train_list}",
-            f"DataLoader.Eval.dataset.cls_label_path={data}/{eval_list}",
+            f"DataLoader.Train.dataset.cls_label_path={os.path.join(data, train_list)}",
+            f"DataLoader.Eval.dataset.cls_label_path={os.path.join(data, eval_list)}",
             f"DataLoader.Eval.dataset.class_names_path={data}/labels.txt",
             f"Infer.PostProcess.class_id_map_file={data}/labels.txt"]
