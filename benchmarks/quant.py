@@ -17,6 +17,7 @@ For each model with a trained checkpoint in ``--artifacts/<arch>/best_model.pdpa
 
     python benchmarks/quant.py --json docs/results/quant.json
     python benchmarks/quant.py --models shufflenet_v1_g3_x0_5 --algos hist --qat-images 1280
+    python benchmarks/quant.py --render docs/results/quant_cifar10_*.json    # the tables of the docs
 """
 import argparse
 import json
@@ -217,7 +218,35 @@ def print_row(row):
         print(f"  {b}: " + ", ".join(f"{k} {v:.1f} ms ({fp32 / v:.2f}x)" for k, v in lat[b].items()))
 
 
+def render(paths):
+    """The markdown tables of docs/compression.md ("Measured") from result files."""
+    rows = [m for p in paths for m in json.load(open(p))["models"] if "accuracy" in m]
+    algos = [k for k in rows[0]["accuracy"] if k.startswith("ptq_")]
+    print("| model (CIFAR-10 epochs) | fp32 top-1 | bf16 | " + " | ".join(f"PTQ `{a[4:]}`" for a in algos)
+          + " | QAT | PTQ `hist` agreement / cosine |")
+    print("|---" * (len(algos) + 5) + "|")
+    for m in rows:
+        acc, fp32 = m["accuracy"], m["accuracy"]["fp32"]["top1"]
+        cell = lambda k: f"{acc[k]['top1']:.2f} ({acc[k]['top1'] - fp32:+.2f})"  # noqa: E731
+        print(f"| {m['model']} ({m['trained_epochs']}) | {fp32:.2f} | {cell('bf16')} | "
+              + " | ".join(cell(a) for a in algos) + f" | {cell('qat')} | "
+              f"{acc['ptq_hist']['top1_agreement']:.1f} % / {acc['ptq_hist']['cosine']:.4f} |")
+    print()
+    print("| model | fp32 weights | int8 PTQ file (share) | fp16 file (share) | b1 fp32 ms | b1 bf16 | b1 int8 PTQ | "
+          "b1 int8 QAT | b8 bf16 | b8 int8 PTQ | b8 int8 QAT |")
+    print("|---" * 11 + "|")
+    for m in rows:
+        b, lat = m["params_bytes"], m["latency_ms"]
+        x = lambda batch, k: f"{lat[batch]['fp32'] / lat[batch][k]:.2f}x"  # noqa: E731
+        print(f"| {m['model']} | {b['fp32']:,} B | {100 * b['ptq_hist'] / b['fp32']:.1f} % | "
+              f"{100 * b['fp16w'] / b['fp32']:.1f} % | {lat['batch1']['fp32']:.1f} | {x('batch1', 'bf16')} | "
+              f"{x('batch1', 'int8_ptq')} | {x('batch1', 'int8_qat')} | {x('batch8', 'bf16')} | "
+              f"{x('batch8', 'int8_ptq')} | {x('batch8', 'int8_qat')} |")
+
+
 def main():
+    if sys.argv[1:2] == ["--render"]:
+        return render(sys.argv[2:]) or 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--artifacts", default="/work/artifacts/cifar10")
