@@ -28,15 +28,26 @@ def _resized(images: np.ndarray, shape) -> np.ndarray:
     return out.numpy()
 
 
+TIMING_CALIB = 16  # images that calibrate an int8 program made only for timing at another size
+
+
 def _int8(model, ctx, quant: dict, weights_dtype: str = "float32") -> StageResult:
     calib = calibration_batches(ctx.cfg, quant["calib_batches"], quant["batch_size"])
     ctx.logger.info(f"{ctx.key}: int8 post-training quantization ({quant['algo']}) on {len(calib)} training images")
 
     def export(folder, shape):
         settings = dict(export_settings(ctx.cfg), input_shape=list(shape))
-        export_int8(model, folder, _resized(calib, shape), arch=ctx.arch, settings=settings, algo=quant["algo"],
-                    calib_batch=quant["batch_size"], hist_percent=quant["hist_percent"], ops=quant["ops"],
+        images, algo, batch = calib, quant["algo"], quant["batch_size"]
+        if list(shape) != list(settings_shape):
+            # the latency export (--latency-size): its speed does not depend on the scales, and calibrating
+            # every image at 224x224 with a histogram observer takes minutes and ~10 GB on a small-input model
+            images, algo = calib[:TIMING_CALIB], "abs_max"
+            batch = len(images)
+        export_int8(model, folder, _resized(images, shape), arch=ctx.arch, settings=settings, algo=algo,
+                    calib_batch=batch, hist_percent=quant["hist_percent"], ops=quant["ops"],
                     weight_quantize_type=quant["weight_quantize_type"], weights_dtype=weights_dtype)
+
+    settings_shape = [int(v) for v in export_settings(ctx.cfg)["input_shape"]]
 
     return StageResult(model, precision="int8", export=export, info={"algo": quant["algo"]})
 
