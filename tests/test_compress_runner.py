@@ -118,3 +118,23 @@ def test_slim_distill_must_come_first(tmp_path):
 
     with pytest.raises(ConfigError, match="valid order: distill -> "):
         load_config(tiny_config(tmp_path), ["Slim={prune: {pruned_ratio: 0.3}, distill: {}}"])
+
+
+def test_latency_size_times_a_cheaply_calibrated_int8_program(tmp_path):
+    """--latency-size: each stage is also exported at that size for timing; the int8 one is
+    calibrated on 16 resized images with abs_max (its speed does not depend on the scales),
+    while the program that is measured for accuracy keeps the recipe's calibration."""
+    path = tiny_config(tmp_path, **{"Global.epochs": 1, "Global.image_shape": [3, 16, 16]})
+    train(load_config(path))
+    weights = str(out_dir(tmp_path) / "best_model.pdparams")
+    cfg = load_config(path, [f"Global.pretrained_model={weights}",
+                             "Slim={quant: {name: ptq, algo: hist, calib_batches: 3, batch_size: 8}}"])
+    report = compress(cfg, latency_size=24, repeat=1)
+    assert report["latency_input"] == [3, 24, 24]
+    int8 = report["stages"][1]
+    from ppzoo.deploy.export import read_metadata
+
+    timed, measured = read_metadata(int8["latency_dir"]), read_metadata(int8["inference_dir"])
+    assert timed["input"]["shape"][-1] == 24 and measured["input"]["shape"][-1] == 16
+    assert (timed["quantization"]["algo"], timed["quantization"]["calib_images"]) == ("abs_max", 16)
+    assert (measured["quantization"]["algo"], measured["quantization"]["calib_images"]) == ("hist", 24)
