@@ -23,19 +23,20 @@ import sys
 
 from _cifar10 import ROOT, cifar10_overrides, find_cifar10
 
-FAMILIES = {"mobilenet_v1": "mobilenet_v1_x0_5", "mobilenet_v2": "mobilenet_v2_x0_5",
-            "shufflenet_v1": "shufflenet_v1_g3_x0_5"}
+FAMILIES = {"mobilenet_v1": "mobilenet_v1_x0_5", "mobilenet_v1_fast": "mobilenet_v1_x0_5",
+            "mobilenet_v2": "mobilenet_v2_x0_5", "shufflenet_v1": "shufflenet_v1_g3_x0_5"}
 
 
 def run_family(family, arch, args, data):
-    recipe = os.path.join("configs", "compress", f"{family}_cifar10.yaml")
+    recipe = os.path.join("configs", "compress", f"{family}_cifar10.yaml".replace("_fast_cifar10", "_cifar10_fast"))
     weights = os.path.join(args.artifacts, arch, "best_model")
+    out = os.path.join(args.out, family)  # one folder per recipe: two recipes may compress one model
     cmd = [sys.executable, "tools/compress.py", "-c", recipe, "-o", f"Global.pretrained_model={weights}",
-           "-o", f"Global.output_dir={args.out}", "-o", f"Global.cpu_threads={args.threads}",
+           "-o", f"Global.output_dir={out}", "-o", f"Global.cpu_threads={args.threads}",
            *[a for o in cifar10_overrides(data) for a in ("-o", o)], "--latency-size", str(args.latency_size)]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, cwd=ROOT, check=True)
-    with open(os.path.join(args.out, arch, "compress", "report.json")) as f:
+    with open(os.path.join(out, arch, "compress", "report.json")) as f:
         report = json.load(f)
     return {"family": family, "arch": arch, "recipe": recipe, "command": " ".join(cmd[1:]), "report": report}
 
@@ -52,7 +53,9 @@ def summary(row):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
+                        help="recipes configs/compress/<family>_cifar10.yaml (mobilenet_v1_fast: "
+                             "mobilenet_v1_cifar10_fast.yaml)")
     parser.add_argument("--artifacts", default="/work/artifacts/cifar10", help="ARTIFACTS/<arch>/best_model.pdparams")
     parser.add_argument("--data", default=None, help="the CIFAR-10 folder (default: ../shared/datasets/cifar10)")
     parser.add_argument("--out", default=os.path.join(ROOT, "output", "compressed_zoo"))
