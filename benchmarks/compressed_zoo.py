@@ -12,6 +12,8 @@ Then:
 
     python benchmarks/compressed_zoo.py --artifacts ARTIFACTS --json docs/results/compressed_zoo.json
 
+    python benchmarks/compressed_zoo.py --render docs/results/compressed_zoo*.json   # the docs' table
+
 Each family's tools/compress.py run writes its report.md / report.json in
 ``--out/<arch>/compress/``; this script collects the rows.
 """
@@ -51,7 +53,22 @@ def summary(row):
             "speedup_b8": base["latency_ms"]["batch8"] / last["latency_ms"]["batch8"]}
 
 
+def render(paths):
+    """The "Compressed model zoo" table of docs/compression.md from result files."""
+    print("| model | recipe | stages | top-1 fp32 -> final (points) | file share | MAdds share | "
+          "speed-up b1 / b8 (224x224) |")
+    print("|---|---|---|---|---|---|---|")
+    for path in paths:
+        for row in json.load(open(path))["rows"].values():
+            s = row["summary"]
+            print(f"| {s['arch']} | `{row['recipe']}` | {' -> '.join(s['stages'][1:])} | {s['top1_fp32']:.2f} -> "
+                  f"{s['top1_final']:.2f} ({s['top1_delta']:+.2f}) | {100 * s['file_share']:.1f} % | "
+                  f"{100 * s['madds_share']:.1f} % | {s['speedup_b1']:.2f}x / {s['speedup_b8']:.2f}x |")
+
+
 def main():
+    if sys.argv[1:2] == ["--render"]:
+        return render(sys.argv[2:]) or 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
                         help="recipes configs/compress/<family>_cifar10.yaml (mobilenet_v1_fast: "
