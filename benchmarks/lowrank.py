@@ -59,6 +59,11 @@ PRESETS = {
         ("svd 1x1 auto energy 0.9", "svd", "auto", {"energy": 0.9}),
         ("pq FC+1x1 d4 K256", "pq", "auto", {"subvector": 4, "codebook": 256}),
     ],
+    "resnet": [  # ResNet-18/34 basic blocks: every 3x3 conv of the four stages (the stem's 7x7 / 3x3 kept)
+        ("tucker2 3x3 ratio 0.33", "tucker2", ["stages.*.branch.*.0"], {"ratio": 0.33}),
+        ("cp 3x3 ratio 0.33", "cp", ["stages.*.branch.*.0"], {"ratio": 0.33}),
+        ("pq 1x1+fc d4 K256", "pq", "auto", {"subvector": 4, "codebook": 256}),
+    ],
     "shufflenet_v1": [
         ("svd classifier rank 4", "svd", ["fc"], {"rank": 4}),
         ("svd 1x1+fc auto energy 0.9", "svd", "auto", {"energy": 0.9}),
