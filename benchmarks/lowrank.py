@@ -171,6 +171,8 @@ def main():
     parser.add_argument("--config", required=True, help="the CIFAR-10 config the model was trained with")
     parser.add_argument("--weights", help="trained .pdparams (omit with --cost-only)")
     parser.add_argument("--cost-only", action="store_true", help="no trained weights: params, MAdds, bytes, latency")
+    parser.add_argument("--imagenet-layout", action="store_true",
+                        help="with --cost-only: the ImageNet layout (small_input off), as the papers time it")
     parser.add_argument("--variants", nargs="*", help="names from the family's preset (default: all)")
     parser.add_argument("--size", type=int, default=224, help="latency and MAdds input size")
     parser.add_argument("--repeat", type=int, default=10)
@@ -182,6 +184,8 @@ def main():
     parser.add_argument("--work", default="output/bench_lowrank")
     parser.add_argument("--json")
     args = parser.parse_args()
+    if args.imagenet_layout and not args.cost_only:
+        parser.error("--imagenet-layout measures costs only (the CIFAR-10 weights are small-input): add --cost-only")
     if not args.cost_only and not (args.weights and os.path.isfile(args.weights)):
         sys.exit(f"error: --weights {args.weights} not found (train it, or use --cost-only)")
     if not args.cost_only and not os.path.isdir(CIFAR):
@@ -189,10 +193,11 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     family = _family(args.arch)
     variants = [v for v in PRESETS[family] if not args.variants or v[0] in args.variants]
-    arch = {"name": args.arch, "class_num": 10, "small_input": True}
+    small = not args.imagenet_layout
+    arch = {"name": args.arch, "class_num": 10, "small_input": small}
     started, trained = time.perf_counter(), None
     base_weights = os.path.join(args.work, "baseline.pdparams")
-    baseline = ppzoo.create_model(args.arch, num_classes=10, small_input=True)
+    baseline = ppzoo.create_model(args.arch, num_classes=10, small_input=small)
     if not args.cost_only:
         metrics = os.path.join(os.path.dirname(args.weights), "metrics.json")  # read with the copy, not later
         trained = json.load(open(metrics)).get("best") if os.path.isfile(metrics) else None
@@ -214,7 +219,7 @@ def main():
                                                 "baseline")["top1"]
         print(f"baseline: top-1 {rows[0]['top1_before']:.2f}, {rows[0]['top1_fine_tuned']:.2f} fine-tuned", flush=True)
     for name, method, layers, options in variants:
-        model = ppzoo.create_model(args.arch, num_classes=10, small_input=True)
+        model = ppzoo.create_model(args.arch, num_classes=10, small_input=small)
         if not args.cost_only:
             load_weights(model, base_weights)
         model.eval()
