@@ -27,7 +27,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-import paddle.nn as nn  # noqa: E402
 
 import ppzoo  # noqa: E402  (first: it silences paddle's import-time warnings)
 from ppzoo.analysis import profile_model  # noqa: E402
@@ -121,11 +120,14 @@ def _structure_only(model, method, layers, options, arch):
 
 
 def _costs(model, size):
-    """Params (pq's frozen weights included: ``profile_model`` counts trainable ones) and MAdds."""
-    s224, s32 = profile_model(model, (3, size, size)), profile_model(model, (3, 32, 32))
-    frozen = sum(int(np.prod(l.weight.shape)) for l in model.sublayers()
-                 if isinstance(l, (nn.Conv2D, nn.Linear)) and not l.weight.trainable)
-    return {"params": s224.params + frozen, f"madds_{size}": s224.madds, "madds_32": s32.madds}
+    """Params (pq's frozen weights included, as ``count_params`` counts them) and MAdds at
+    ``size`` and at 32x32 (``None`` for a layout that does not take 32x32, e.g. ImageNet AlexNet)."""
+    s224 = profile_model(model, (3, size, size))
+    try:
+        madds_32 = profile_model(model, (3, 32, 32)).madds
+    except ValueError:
+        madds_32 = None
+    return {"params": s224.params, f"madds_{size}": s224.madds, "madds_32": madds_32}
 
 
 def _fine_tune(args, arch_file: str, weights: str, name: str) -> dict:
@@ -156,7 +158,7 @@ def markdown(result: dict) -> str:
             top = top.replace(" / ", " / - / ") if r.get("top1_before") is not None else "-"
         lat, sp = r["latency_ms"], r["speedup"]
         lines.append(f"| {r['variant']} | {r.get('layers_changed', '-')} | {r['params']:,} | {r[f'madds_{size}']:,} | "
-                     f"{r['madds_32']:,} | {size_text} | {lat['batch1']:.1f} / {lat['batch8']:.1f} | "
+                     f"{'-' if r['madds_32'] is None else format(r['madds_32'], ',')} | {size_text} | {lat['batch1']:.1f} / {lat['batch8']:.1f} | "
                      f"{sp['batch1']:.2f}x / {sp['batch8']:.2f}x | {top} |")
     return "\n".join(lines)
 
