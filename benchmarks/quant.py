@@ -221,13 +221,13 @@ def print_row(row):
 def render(paths):
     """The markdown tables of docs/compression.md ("Measured") from result files."""
     rows = [m for p in paths for m in json.load(open(p))["models"] if "accuracy" in m]
-    algos = [k for k in rows[0]["accuracy"] if k.startswith("ptq_")]
+    algos = list(dict.fromkeys(k for m in rows for k in m["accuracy"] if k.startswith("ptq_")))
     print("| model (CIFAR-10 epochs) | fp32 top-1 | bf16 | " + " | ".join(f"PTQ `{a[4:]}`" for a in algos)
           + " | QAT | PTQ `hist` agreement / cosine |")
     print("|---" * (len(algos) + 5) + "|")
     for m in rows:
         acc, fp32 = m["accuracy"], m["accuracy"]["fp32"]["top1"]
-        cell = lambda k: f"{acc[k]['top1']:.2f} ({acc[k]['top1'] - fp32:+.2f})"  # noqa: E731
+        cell = lambda k: f"{acc[k]['top1']:.2f} ({acc[k]['top1'] - fp32:+.2f})" if k in acc else "-"  # noqa: E731
         print(f"| {m['model']} ({m['trained_epochs']}) | {fp32:.2f} | {cell('bf16')} | "
               + " | ".join(cell(a) for a in algos) + f" | {cell('qat')} | "
               f"{acc['ptq_hist']['top1_agreement']:.1f} % / {acc['ptq_hist']['cosine']:.4f} |")
