@@ -33,6 +33,7 @@ import ppzoo  # noqa: E402
 import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 
+from _cifar10 import cifar10_overrides  # noqa: E402  (benchmarks/_cifar10.py)
 from ppzoo.compress.quant import calibration_batches, export_int8, wrap_for_qat  # noqa: E402
 from ppzoo.compress.quant.ptq import agreement  # noqa: E402
 from ppzoo.compress.quant.spec import check_quant  # noqa: E402
@@ -54,11 +55,7 @@ MODELS = ["shufflenet_v1_g3_x0_5", "mobilenet_v1_x0_5", "mobilenet_v2_x0_5", "al
 def config_for(arch, data, out_dir, weights, extra=()):
     family = next(v for k, v in FAMILY_CONFIG.items() if arch.startswith(k))
     overrides = [f"Arch.name={arch}", f"Global.output_dir={out_dir}", f"Global.pretrained_model={weights}",
-                 f"DataLoader.Train.dataset.image_root={data}/", f"DataLoader.Eval.dataset.image_root={data}/",
-                 f"DataLoader.Train.dataset.cls_label_path={data}/train_10k_list.txt",
-                 f"DataLoader.Eval.dataset.cls_label_path={data}/test_2k_list.txt",
-                 f"DataLoader.Eval.dataset.class_names_path={data}/labels.txt",
-                 f"Infer.PostProcess.class_id_map_file={data}/labels.txt", "DataLoader.Train.loader.num_workers=0",
+                 *cifar10_overrides(data), "DataLoader.Train.loader.num_workers=0",
                  "DataLoader.Eval.loader.num_workers=0", *extra]
     return load_config(os.path.join(ROOT, "configs", "cifar10", family + ".yaml"), overrides, quiet=True)
 

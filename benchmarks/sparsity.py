@@ -41,7 +41,10 @@ from ppzoo.compress import save_compressed  # noqa: E402
 from ppzoo.compress.prune import Pruner  # noqa: E402
 from ppzoo.compress.prune.sparsity import prunable_weights, save_sparse  # noqa: E402
 from ppzoo.config import load_config  # noqa: E402
+from ppzoo.data import build_dataloader  # noqa: E402
 from ppzoo.engine import train  # noqa: E402
+from ppzoo.engine.builders import build_loss  # noqa: E402
+from ppzoo.engine.loop import evaluate as engine_evaluate  # noqa: E402
 from ppzoo.utils.weights import load_weights  # noqa: E402
 
 BATCH = 128  # the configs' batch (drop_last)
@@ -64,15 +67,9 @@ def run(args, data, name, extra, arch_name=None, weights=None, epochs=None):
 
 
 def evaluate(model, cfg):
-    from ppzoo.data import build_dataloader
-
-    model.eval()
-    hits = n = 0
-    with paddle.no_grad():
-        for x, y, _ in build_dataloader(cfg["DataLoader"]["Eval"], False, cfg["Arch"]["class_num"]):
-            hits += int((model(x).argmax(-1) == y.reshape([-1])).sum())
-            n += int(y.shape[0])
-    return 100.0 * hits / n
+    """Top-1 (%) on DataLoader.Eval, by the trainer's own evaluation."""
+    loader = build_dataloader(cfg["DataLoader"]["Eval"], False, cfg["Arch"]["class_num"])
+    return engine_evaluate(model, loader, build_loss(cfg["Loss"]["Eval"]), [1])["top1"]
 
 
 def gammas(model):
