@@ -25,12 +25,17 @@ import sys
 
 from _cifar10 import ROOT, cifar10_overrides, find_cifar10
 
-FAMILIES = {"mobilenet_v1": "mobilenet_v1_x0_5", "mobilenet_v1_fast": "mobilenet_v1_x0_5",
-            "mobilenet_v2": "mobilenet_v2_x0_5", "shufflenet_v1": "shufflenet_v1_g3_x0_5"}
+FAMILIES = {  # name -> (the trained model it compresses, its recipe in configs/compress/)
+    "mobilenet_v1": ("mobilenet_v1_x0_5", "mobilenet_v1_cifar10.yaml"),
+    "mobilenet_v1_fast": ("mobilenet_v1_x0_5", "mobilenet_v1_cifar10_fast.yaml"),
+    "mobilenet_v2": ("mobilenet_v2_x0_5", "mobilenet_v2_cifar10.yaml"),
+    "shufflenet_v1": ("shufflenet_v1_g3_x0_5", "shufflenet_v1_cifar10.yaml"),
+}
 
 
-def run_family(family, arch, args, data):
-    recipe = os.path.join("configs", "compress", f"{family}_cifar10.yaml".replace("_fast_cifar10", "_cifar10_fast"))
+def run_family(family, args, data):
+    arch, recipe = FAMILIES[family]
+    recipe = os.path.join("configs", "compress", recipe)
     weights = os.path.join(args.artifacts, arch, "best_model")
     out = os.path.join(args.out, family)  # one folder per recipe: two recipes may compress one model
     cmd = [sys.executable, "tools/compress.py", "-c", recipe, "-o", f"Global.pretrained_model={weights}",
@@ -71,8 +76,7 @@ def main():
         return render(sys.argv[2:]) or 0
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES),
-                        help="recipes configs/compress/<family>_cifar10.yaml (mobilenet_v1_fast: "
-                             "mobilenet_v1_cifar10_fast.yaml)")
+                        help="recipes of FAMILIES (configs/compress/)")
     parser.add_argument("--artifacts", default="/work/artifacts/cifar10", help="ARTIFACTS/<arch>/best_model.pdparams")
     parser.add_argument("--data", default=None, help="the CIFAR-10 folder (default: ../shared/datasets/cifar10)")
     parser.add_argument("--out", default=os.path.join(ROOT, "output", "compressed_zoo"))
@@ -86,11 +90,11 @@ def main():
         with open(args.json) as f:
             results = json.load(f)
     for family in args.families:
-        arch = FAMILIES[family]
+        arch = FAMILIES[family][0]
         if not os.path.isfile(os.path.join(args.artifacts, arch, "best_model.pdparams")):
             print(f"{family}: skipped, no {args.artifacts}/{arch}/best_model.pdparams (train it first)")
             continue
-        row = run_family(family, arch, args, data)
+        row = run_family(family, args, data)
         row["summary"] = summary(row)
         results["rows"][family] = row
         s = row["summary"]

@@ -34,6 +34,7 @@ TIMING_CALIB = 16  # images that calibrate an int8 program made only for timing 
 def _int8(model, ctx, quant: dict, weights_dtype: str = "float32") -> StageResult:
     calib = calibration_batches(ctx.cfg, quant["calib_batches"], quant["batch_size"])
     ctx.logger.info(f"{ctx.key}: int8 post-training quantization ({quant['algo']}) on {len(calib)} training images")
+    settings_shape = [int(v) for v in export_settings(ctx.cfg)["input_shape"]]
 
     def export(folder, shape):
         settings = dict(export_settings(ctx.cfg), input_shape=list(shape))
@@ -46,8 +47,6 @@ def _int8(model, ctx, quant: dict, weights_dtype: str = "float32") -> StageResul
         export_int8(model, folder, _resized(images, shape), arch=ctx.arch, settings=settings, algo=algo,
                     calib_batch=batch, hist_percent=quant["hist_percent"], ops=quant["ops"],
                     weight_quantize_type=quant["weight_quantize_type"], weights_dtype=weights_dtype)
-
-    settings_shape = [int(v) for v in export_settings(ctx.cfg)["input_shape"]]
 
     return StageResult(model, precision="int8", export=export, info={"algo": quant["algo"]})
 
