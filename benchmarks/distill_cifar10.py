@@ -207,9 +207,9 @@ def main():
         print(f"teacher {args.teacher}: test top-1 {result['teacher']['top1']:.2f} % ({weights})")
         return 0
     done = {(r["arm"], r["student"], r["seed"]) for r in result["runs"]}
-    for student in args.students:
-        for arm in args.arms:
-            for seed in args.seeds:
+    for seed in args.seeds:  # seed outermost: a load change or a stop hits every arm alike
+        for student in args.students:
+            for arm in args.arms:
                 if (arm, student, seed) in done:
                     continue
                 result["runs"].append(run_one(args, arm, student, seed, train_list, weights))

@@ -8,13 +8,19 @@
 Every arm trains with configs/cifar10/<family>.yaml (SGD + momentum 0.9, cosine LR 0.1 with
 a one-epoch warm-up, L2 5e-4, random crop + flip) for the same number of epochs on
 train_10k_list.txt (1,000 images per class) and is tested on test_2k_list.txt. To fit a
-shared 2-core CPU the arms are narrow and use the ImageNet layout on the 32x32 images
-(``small_input`` off: 32x downsampling to a 1x1 final map). The dynamic arm anneals the
+shared 2-core CPU the arms are narrow; they use the small-input layout (3x3 stride-1 stem, 8x
+downsampling to a 4x4 final map; ``--imagenet-layout`` keeps the 32x one, whose 1x1 final map
+diverged at LR 0.1 in a first attempt). The dynamic arm anneals the
 softmax temperature 30 -> 1 over the first min(10, epochs / 2) epochs (the paper: first 10
 of 300), the hook the trainer adds for any model with ``DynamicConv2D`` layers. Seeds are interleaved (seed 0 of
 every arm, then seed 1, ...) so a load change on the machine hits all arms alike.
 
-    python benchmarks/paper_trends.py --epochs 2 --seeds 0 1 2 --json docs/results/paper_trends.json
+    python benchmarks/paper_trends.py --epochs 3 --comparisons separable se --json docs/results/paper_trends.json
+    python benchmarks/paper_trends.py --epochs 2 --comparisons shuffle dynamic --json docs/results/paper_trends.json
+
+Each invocation adds its rows to --json (a row already there, same comparison, arm, seed,
+epochs and layout, is not run again), so comparisons may use different budgets and several
+invocations may share one file; both arms of a comparison always share theirs.
     python benchmarks/paper_trends.py --latency-only --json docs/results/paper_trends.json
 """
 import argparse
@@ -48,8 +54,8 @@ COMPARISONS = {
 }
 
 
-def run_arm(family, model, options, seed, epochs, output):
-    overrides = [f"Arch.name={model}", "Arch.small_input=False", *(f"Arch.{k}={v}" for k, v in options.items()),
+def run_arm(family, model, options, seed, epochs, output, small_input):
+    overrides = [f"Arch.name={model}", f"Arch.small_input={small_input}", *(f"Arch.{k}={v}" for k, v in options.items()),
                  f"Global.seed={seed}", f"Global.epochs={epochs}", f"Global.eval_interval={epochs}",
                  f"Global.save_interval={epochs}", f"Global.output_dir={output}", "Global.print_batch_step=50",
                  f"DataLoader.Train.sampler.batch_size={BATCH}",
@@ -84,10 +90,41 @@ def latency_rows(repeat):
     return rows
 
 
+def load_report(path) -> dict:
+    if path and os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    return {}
+
+
+def save_report(report: dict, path) -> None:
+    """Re-read the file and merge, so two invocations writing one --json keep each other's rows."""
+    if not path:
+        return
+    on_disk = load_report(path)
+    keys = {(r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]) for r in report.get("results", [])}
+    merged = dict(on_disk, **{k: v for k, v in report.items() if k != "results"})
+    merged["results"] = [r for r in on_disk.get("results", []) if "epochs" in r and "small_input" in r and
+                         (r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]) not in keys]
+    merged["results"] += report.get("results", [])
+    merged["summary"] = summarize(merged["results"])
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(merged, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
 def summarize(results):
+    """Mean and spread per comparison and arm; "se"/"plain" is the "separable" run of the same budget."""
     table = {}
     for r in results:
-        table.setdefault(r["comparison"], {}).setdefault(r["arm"], []).append(r["top1"])
+        layout = "small-input" if r["small_input"] else "imagenet-layout"
+        key = f'{r["comparison"]} ({r["epochs"]} epochs, {layout})'
+        table.setdefault(key, {}).setdefault(r["arm"], []).append(r["top1"])
+        if r["comparison"] == "separable" and r["arm"] == "depthwise separable":
+            table.setdefault(f'se ({r["epochs"]} epochs, {layout})', {}).setdefault("plain", []).append(r["top1"])
     out = {}
     for comp, arms in table.items():
         out[comp] = {arm: {"seeds": len(v), "mean": statistics.mean(v), "std": statistics.stdev(v) if len(v) > 1 else 0.0,
@@ -100,40 +137,40 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--comparisons", nargs="+", default=list(COMPARISONS), choices=list(COMPARISONS))
+    parser.add_argument("--imagenet-layout", action="store_true",
+                        help="keep the ImageNet stem and strides on 32x32 images (default: small-input)")
     parser.add_argument("--latency-only", action="store_true")
     parser.add_argument("--latency-repeat", type=int, default=20)
     parser.add_argument("--output", default="output/paper_trends")
     parser.add_argument("--json")
     args = parser.parse_args()
-    report = json.load(open(args.json)) if args.json and os.path.isfile(args.json) else {}
+    report = load_report(args.json)
     if args.latency_only:
         report["se_latency"] = latency_rows(args.latency_repeat)
     else:
         if not os.path.isdir(CIFAR):
             sys.exit(f"error: CIFAR-10 not found at {CIFAR} (set PPZOO_CIFAR10)")
-        report.update({"epochs": args.epochs, "batch_size": BATCH, "anneal_epochs": min(10.0, args.epochs / 2),
-                       "train_list": "train_10k_list.txt", "test_list": "test_2k_list.txt", "small_input": False,
-                       "seeds": args.seeds, "results": []})
+        small_input = not args.imagenet_layout
+        report.update({"batch_size": BATCH, "train_list": "train_10k_list.txt", "test_list": "test_2k_list.txt"})
+        report.setdefault("results", [])
+        done = {(r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]) for r in report["results"]}
         for seed in args.seeds:
             for comp in args.comparisons:
                 for arm, family, model, options in COMPARISONS[comp]:
-                    if comp == "se" and arm == "plain" and "separable" in args.comparisons:
-                        continue  # the same run as "depthwise separable": reuse it below
-                    out = os.path.join(args.output, f"{comp}_{arm.replace(' ', '_')}_s{seed}")
+                    if comp == "se" and arm == "plain":
+                        continue  # the same model and budget as "depthwise separable": reuse that run
+                    if (comp, arm, seed, args.epochs, small_input) in done:
+                        continue
+                    out = os.path.join(args.output, f"{comp}_{arm.replace(' ', '_')}_e{args.epochs}_s{seed}")
                     row = {"comparison": comp, "arm": arm, "model": model, "options": options, "seed": seed,
-                           **run_arm(family, model, options, seed, args.epochs, out)}
+                           "epochs": args.epochs, "small_input": small_input,
+                           "anneal_epochs": min(10.0, args.epochs / 2) if comp == "dynamic" else None,
+                           **run_arm(family, model, options, seed, args.epochs, out, small_input)}
                     report["results"].append(row)
-                    if comp == "separable" and arm == "depthwise separable" and "se" in args.comparisons:
-                        report["results"].append(dict(row, comparison="se", arm="plain"))
                     print(json.dumps(row), flush=True)
                     report["summary"] = summarize(report["results"])
-                    if args.json:
-                        with open(args.json, "w") as f:
-                            json.dump(report, f, indent=2)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
+                    save_report(report, args.json)
+    save_report(report, args.json)
     for comp, arms in report.get("summary", {}).items():
         for arm, s in arms.items():
             print(f"{comp:10s} {arm:22s} top-1 {s['mean']:.2f} +- {s['std']:.2f} (n={s['seeds']}, "
