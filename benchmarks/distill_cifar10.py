@@ -80,7 +80,8 @@ def data_overrides(args, train_list: str) -> list:
             f"DataLoader.Eval.dataset.cls_label_path={os.path.join(CIFAR, args.test_list)}",
             f"DataLoader.Eval.dataset.class_names_path={os.path.join(CIFAR, 'labels.txt')}",
             f"DataLoader.Train.sampler.batch_size={args.batch_size}", f"Optimizer.lr.learning_rate={args.lr}",
-            f"Global.print_batch_step={args.print_every}", "Global.save_interval=1000"]
+            f"Global.print_batch_step={args.print_every}", "Global.save_interval=1000",
+            f"Global.cpu_threads={args.cpu_threads}"]
 
 
 def run_one(args, arm: str, student: str, seed: int, train_list: str, teacher_weights: str) -> dict:
@@ -166,6 +167,8 @@ def main():
     parser.add_argument("--test-list", default="test_list.txt")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--cpu-threads", type=int, default=0,
+                        help="Paddle's CPU threads per run (0: the trainer's default, all cores); 1 when two benchmarks share 2 cores")
     parser.add_argument("--print-every", type=int, default=20)
     parser.add_argument("--output", default="output/bench_distill_cifar10")
     parser.add_argument("--json")

@@ -54,8 +54,8 @@ COMPARISONS = {
 }
 
 
-def run_arm(family, model, options, seed, epochs, output, small_input):
-    overrides = [f"Arch.name={model}", f"Arch.small_input={small_input}", *(f"Arch.{k}={v}" for k, v in options.items()),
+def run_arm(family, model, options, seed, epochs, output, small_input, cpu_threads=0):
+    overrides = [f"Global.cpu_threads={cpu_threads}", f"Arch.name={model}", f"Arch.small_input={small_input}", *(f"Arch.{k}={v}" for k, v in options.items()),
                  f"Global.seed={seed}", f"Global.epochs={epochs}", f"Global.eval_interval={epochs}",
                  f"Global.save_interval={epochs}", f"Global.output_dir={output}", "Global.print_batch_step=50",
                  f"DataLoader.Train.sampler.batch_size={BATCH}",
@@ -139,6 +139,8 @@ def main():
     parser.add_argument("--comparisons", nargs="+", default=list(COMPARISONS), choices=list(COMPARISONS))
     parser.add_argument("--imagenet-layout", action="store_true",
                         help="keep the ImageNet stem and strides on 32x32 images (default: small-input)")
+    parser.add_argument("--cpu-threads", type=int, default=0,
+                        help="Paddle's CPU threads per run (0: the trainer's default, all cores); 1 when two benchmarks share 2 cores")
     parser.add_argument("--latency-only", action="store_true")
     parser.add_argument("--latency-repeat", type=int, default=20)
     parser.add_argument("--output", default="output/paper_trends")
@@ -165,7 +167,7 @@ def main():
                     row = {"comparison": comp, "arm": arm, "model": model, "options": options, "seed": seed,
                            "epochs": args.epochs, "small_input": small_input,
                            "anneal_epochs": min(10.0, args.epochs / 2) if comp == "dynamic" else None,
-                           **run_arm(family, model, options, seed, args.epochs, out, small_input)}
+                           **run_arm(family, model, options, seed, args.epochs, out, small_input, args.cpu_threads)}
                     report["results"].append(row)
                     print(json.dumps(row), flush=True)
                     report["summary"] = summarize(report["results"])
