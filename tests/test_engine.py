@@ -105,6 +105,52 @@ def test_scale_multiplies_every_rate():
     np.testing.assert_allclose(_rates(cfg, scale=4.0), 4 * np.array(_rates(cfg)), rtol=1e-6)
 
 
+def _plateau(**kw):
+    cfg = {"name": "ReduceOnPlateau", "learning_rate": 0.1, "patience": 1, **kw}
+    scheduler = build_lr_scheduler(cfg, 10, 5)
+    (hook,) = scheduler.training_hooks
+    return scheduler, hook
+
+
+def test_reduce_on_plateau_divides_after_patience_bad_epochs_and_steps_do_not_change_it():
+    scheduler, hook = _plateau(warmup_epoch=1)
+    for _ in range(5):  # the one-epoch warm-up, then the plateau's rate
+        scheduler.step()
+    assert math.isclose(scheduler.get_lr(), 0.1)
+    rates = []
+    for loss in [1.0, 0.9, 0.95, 0.91, 0.92, 0.5, 0.6, 0.7]:  # eval losses of 8 epochs
+        hook.after_epoch(None, 0, {"eval": {"loss": loss}})
+        for _ in range(5):
+            scheduler.step()
+        rates.append(scheduler.get_lr())
+    # two epochs without a new best (0.95, 0.91) > patience 1 -> x0.1; again at 0.6, 0.7
+    np.testing.assert_allclose(rates, [0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.001], rtol=1e-9)
+
+
+def test_reduce_on_plateau_monitors_top1_upwards_and_skips_epochs_without_eval():
+    scheduler, hook = _plateau(monitor="eval_top1", patience=0, min_lr=0.05)
+    hook.after_epoch(None, 1, {"eval": {"top1": 50.0}})
+    hook.after_epoch(None, 2, {"train": {"loss": 1.0}})  # not evaluated: does not count
+    assert math.isclose(scheduler.get_lr(), 0.1)
+    hook.after_epoch(None, 3, {"eval": {"top1": 60.0}})
+    assert math.isclose(scheduler.get_lr(), 0.1)
+    hook.after_epoch(None, 4, {"eval": {"top1": 59.0}})
+    assert math.isclose(scheduler.get_lr(), 0.05)  # x0.1 would be 0.01: held at min_lr
+    hook.after_epoch(None, 5, {"eval": {"top1": 58.0}})
+    assert math.isclose(scheduler.get_lr(), 0.05)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"monitor": "val_acc"}, "monitor must be one of eval_loss, eval_top1, train_loss"),
+    ({"monitor": "eval_top1", "mode": "min"}, "mode 'min' contradicts monitor 'eval_top1'"),
+    ({"factor": 1.5}, r"factor must be in \(0, 1\)"),
+    ({"threshold_mode": "pct"}, "threshold_mode must be 'rel' or 'abs'"),
+])
+def test_reduce_on_plateau_bad_parameters(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _plateau(**kw)
+
+
 def test_label_smoothing_matches_its_formula():
     logits = paddle.to_tensor([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]])
     labels = paddle.to_tensor([0, 2])

@@ -61,6 +61,24 @@ def test_resume_ends_with_the_same_weights(tmp_path):
     assert [h["epoch"] for h in history] == [1, 2, 3]
 
 
+def test_reduce_on_plateau_resumes_with_its_counters(tmp_path):
+    """The plateau's best, bad-epoch count and reduced rate live in the checkpoint: a run
+    resumed from epoch 2 reduces at the same epochs and ends with the same weights."""
+    extra = {"Global.epochs": 4, "Optimizer.lr": {"name": "ReduceOnPlateau", "learning_rate": 0.05,
+                                                  "monitor": "train_loss", "patience": 0, "threshold": 0.5}}
+    full_summary = train(load_config(tiny_config(tmp_path / "a", **extra)))
+    full = out_dir(tmp_path / "a")
+    rates = [h["lr"] for h in full_summary["history"]]
+    assert rates[0] == pytest.approx(0.05) and rates[-1] < rates[0]  # threshold 0.5: every epoch is a plateau
+    train(load_config(tiny_config(tmp_path / "b", **extra, **{"Global.checkpoints": str(full / "epoch_2")})))
+    resumed = out_dir(tmp_path / "b")
+    history = json.loads((resumed / "metrics.json").read_text())["history"]
+    assert [h["lr"] for h in history] == pytest.approx(rates)
+    a, b = read_state_dict(str(full / "latest.pdparams")), read_state_dict(str(resumed / "latest.pdparams"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
 def test_pretrained_model_with_another_classifier_is_loaded_with_a_notice(tmp_path):
     train(load_config(tiny_config(tmp_path / "a", **{"Global.epochs": 1})))
     weights = out_dir(tmp_path / "a") / "latest.pdparams"

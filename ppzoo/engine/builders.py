@@ -241,7 +241,105 @@ def Step(learning_rate: float, step_size: int, gamma: float = 0.1, warmup_epoch:
         learning_rate, warmup_epoch, warmup_start_lr)
 
 
-LR_SCHEDULES = {f.__name__: f for f in (Constant, Piecewise, Cosine, Linear, Exponential, Step)}
+class _Plateau(lr_sched.LRScheduler):
+    """The rate of :func:`ReduceOnPlateau`: unchanged by the per-step ``step()``, multiplied
+    by ``factor`` by :meth:`observe` once the monitored value has not improved for
+    ``patience`` observations. Its counters are in ``keys``, so they are saved with the
+    optimizer's state and an exact resume keeps them."""
+
+    def __init__(self, learning_rate, mode, factor, patience, threshold, threshold_mode, cooldown, min_lr):
+        self.mode, self.factor, self.patience = mode, factor, patience
+        self.threshold, self.threshold_mode, self.cooldown, self.min_lr = threshold, threshold_mode, cooldown, min_lr
+        self.current, self.best, self.num_bad, self.cooldown_counter, self.reductions = learning_rate, None, 0, 0, 0
+        super().__init__(learning_rate)
+
+    def state_keys(self):  # Paddle's state_dict/set_state_dict call this for the keys to keep
+        self.keys = ["last_epoch", "last_lr", "current", "best", "num_bad", "cooldown_counter", "reductions"]
+
+    def get_lr(self):
+        return self.current
+
+    def _improves(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        sign = 1.0 if self.mode == "min" else -1.0
+        margin = self.threshold * abs(self.best) if self.threshold_mode == "rel" else self.threshold
+        return sign * (self.best - value) > margin
+
+    def observe(self, value: float) -> bool:
+        """One epoch's monitored value; returns whether the rate was reduced."""
+        if self._improves(value):
+            self.best, self.num_bad = float(value), 0
+        else:
+            self.num_bad += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad = 0
+        if self.num_bad <= self.patience:
+            return False
+        new = max(self.current * self.factor, self.min_lr)
+        self.num_bad, self.cooldown_counter = 0, self.cooldown
+        if self.current - new <= 1e-12:
+            return False
+        self.current, self.reductions = new, self.reductions + 1
+        self.last_lr = self.get_lr()
+        return True
+
+
+class PlateauHook:
+    """Feeds the monitored value of every evaluated epoch to a :class:`_Plateau` rate."""
+
+    name = "ReduceOnPlateau"
+
+    def __init__(self, plateau: _Plateau, monitor: str):
+        self.plateau, self.monitor = plateau, monitor
+
+    def after_epoch(self, model, epoch: int, record: dict) -> None:
+        part, key = self.monitor.split("_", 1)
+        value = record.get(part, {}).get(key)
+        if value is not None:  # an epoch without evaluation does not count
+            self.plateau.observe(float(value))
+
+
+PLATEAU_MONITORS = {"eval_loss": "min", "eval_top1": "max", "train_loss": "min"}
+
+
+def ReduceOnPlateau(learning_rate: float, monitor: str = "eval_loss", mode: Optional[str] = None, factor: float = 0.1,
+                    patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
+                    min_lr: float = 0.0, warmup_epoch: float = 0, warmup_start_lr: float = 0.0):
+    """Divide the rate by 1/``factor`` when ``monitor`` has not improved for ``patience``
+    evaluated epochs (SENet, Sec. 5.1, mobile setting: "reduced by a factor of 10 each time
+    the validation loss plateaued"). Paddle's ``ReduceOnPlateau`` parameters; ``monitor`` is
+    ``eval_loss``, ``eval_top1`` or ``train_loss`` and sets ``mode``."""
+    if monitor not in PLATEAU_MONITORS:
+        raise ValueError(f"monitor must be one of {', '.join(PLATEAU_MONITORS)}, got '{monitor}'")
+    if mode is not None and mode != PLATEAU_MONITORS[monitor]:
+        raise ValueError(f"mode '{mode}' contradicts monitor '{monitor}' (which improves when it goes "
+                         f"{'down' if PLATEAU_MONITORS[monitor] == 'min' else 'up'}: mode {PLATEAU_MONITORS[monitor]})")
+    if not 0.0 < factor < 1.0:
+        raise ValueError(f"factor must be in (0, 1), got {factor}")
+    if patience < 0 or cooldown < 0:
+        raise ValueError(f"patience and cooldown must be >= 0, got {patience} and {cooldown}")
+    if threshold_mode not in ("rel", "abs"):
+        raise ValueError(f"threshold_mode must be 'rel' or 'abs', got '{threshold_mode}'")
+    made = {}
+
+    def make(total, spe, s):
+        made["plateau"] = _Plateau(learning_rate * s, PLATEAU_MONITORS[monitor], factor, patience, threshold,
+                                   threshold_mode, cooldown, min_lr * s)
+        return made["plateau"]
+
+    build = _with_warmup(make, learning_rate, warmup_epoch, warmup_start_lr)
+
+    def build_with_hook(epochs: int, steps_per_epoch: int, scale: float = 1.0):
+        scheduler = build(epochs, steps_per_epoch, scale)
+        scheduler.training_hooks = [PlateauHook(made["plateau"], monitor)]  # the trainer adds them
+        return scheduler
+
+    return build_with_hook
+
+
+LR_SCHEDULES = {f.__name__: f for f in (Constant, Piecewise, Cosine, Linear, Exponential, Step, ReduceOnPlateau)}
 
 
 def build_lr_scheduler(cfg: dict, epochs: int, steps_per_epoch: int, scale: float = 1.0) -> lr_sched.LRScheduler:

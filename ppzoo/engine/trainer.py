@@ -203,16 +203,17 @@ def build_run(cfg: dict, session: _Session, step_fn: Optional[Callable] = None, 
         eval_loader = build_dataloader(cfg["DataLoader"]["Eval"], False, num_classes, session.world, session.rank)
     train_loss = build_loss(cfg["Loss"]["Train"])
     parts = training_parts(cfg, model, train_loss)
-    model_hooks = getattr(model, "training_hooks", None)  # what the model's own layers need (dynamic conv)
-    all_hooks = (list(model_hooks(len(train_loader), g["epochs"]) if callable(model_hooks) else []) + list(parts.hooks)
-                 + ([EMAHook(cfg["EMA"]["decay"])] if "EMA" in cfg else []) + list(hooks))
-    hook_list = HookList(all_hooks)
-    model = hook_list.prepare(model)
-
     opt_cfg = cfg["Optimizer"]
     global_batch = cfg["DataLoader"]["Train"]["sampler"]["batch_size"] * session.world
     scale = global_batch / opt_cfg["base_batch_size"] if opt_cfg.get("base_batch_size") else 1.0
     scheduler = build_lr_scheduler(opt_cfg["lr"], g["epochs"], len(train_loader), scale)
+    model_hooks = getattr(model, "training_hooks", None)  # what the model's own layers need (dynamic conv)
+    all_hooks = (list(model_hooks(len(train_loader), g["epochs"]) if callable(model_hooks) else []) + list(parts.hooks)
+                 + ([EMAHook(cfg["EMA"]["decay"])] if "EMA" in cfg else [])
+                 + list(getattr(scheduler, "training_hooks", [])) + list(hooks))  # ReduceOnPlateau's observer
+    hook_list = HookList(all_hooks)
+    model = hook_list.prepare(model)
+
     optimizer = build_optimizer(opt_cfg, model, scheduler)
     amp = _amp(cfg, session.device, logger)
     if amp is not None and amp.level == "O2":
