@@ -172,7 +172,10 @@ def main():
     parser.add_argument("--print-every", type=int, default=20)
     parser.add_argument("--output", default="output/bench_distill_cifar10")
     parser.add_argument("--json")
+    parser.add_argument("--render", metavar="JSON", help="print the docs' table of a result file, then stop")
     args = parser.parse_args()
+    if args.render:
+        return render(args.render) or 0
     if args.combine:
         return combine(args.combine, args.json)
     if not os.path.isdir(CIFAR):
@@ -220,6 +223,30 @@ def main():
                 write(result, args.json)
     report(result)
     return 0
+
+
+def render(path: str) -> None:
+    """The docs' table: every student and arm, top-1 over the seeds, gain over the student alone."""
+    with open(path, encoding="utf-8") as f:
+        result = json.load(f)
+    t, st = result.get("teacher"), result["settings"]
+    subset = f" ({st['per_class']} per class)" if st["per_class"] else ""
+    if t:
+        print(f"Teacher `{t['model']}`: {t['top1']:.2f} % test top-1. Students: {st['epochs']} epochs on "
+              f"{st['train_list']}{subset}, batch {st['batch_size']}, LR {st['lr']}, tested on {st['test_list']}.\n")
+    print("| student | arm | top-1 mean ± std (n) | range | vs alone | train img/s (without teacher) |")
+    print("|---|---|---|---|---|---|")
+    runs = {(r["student"], r["arm"]): [x for x in result["runs"] if (x["student"], x["arm"]) == (r["student"], r["arm"])]
+            for r in result["summary"]}
+    order = {"alone": 0, "kd": 1, "dkd": 2, "dml": 3}
+    for row in sorted(result["summary"], key=lambda r: (r["student"], order.get(r["arm"], 9))):
+        std = f"{row['std']:.2f}" if row["std"] is not None else "-"
+        gain = f"{row['gain_vs_alone']:+.2f}" if "gain_vs_alone" in row else ""
+        without = [x["train_images_per_s_without_teacher"] for x in runs[(row["student"], row["arm"])]
+                   if "train_images_per_s_without_teacher" in x]
+        speed = f"{row['train_images_per_s']:.0f}" + (f" ({statistics.median(without):.0f})" if without else "")
+        print(f"| `{row['student']}` | {row['arm']} | {row['mean']:.2f} ± {std} ({row['n']}) | "
+              f"{row['min']:.2f}-{row['max']:.2f} | {gain} | {speed} |")
 
 
 def write(result: dict, path) -> None:

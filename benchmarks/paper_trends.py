@@ -22,6 +22,7 @@ Each invocation adds its rows to --json (a row already there, same comparison, a
 epochs and layout, is not run again), so comparisons may use different budgets and several
 invocations may share one file; both arms of a comparison always share theirs.
     python benchmarks/paper_trends.py --latency-only --json docs/results/paper_trends.json
+    python benchmarks/paper_trends.py --render docs/results/paper_trends.json   # the docs' table
 """
 import argparse
 import json
@@ -132,6 +133,38 @@ def summarize(results):
     return out
 
 
+PAPER = {"shuffle": "ShuffleNetV1 Table 3 (g=8): shuffle lowers the error",
+         "separable": "MobileNetV1 Table 4: separable close to full conv at ~1/8 of the MAdds",
+         "se": "SENet: SE improves a lightweight network", "dynamic": "DY-conv: dynamic beats static at equal width"}
+
+
+def render(path: str) -> None:
+    """The docs' table: per comparison and arm, top-1 over the seeds, params and MAdds."""
+    report = load_report(path)
+    print("| comparison (paper's claim) | budget | arm | model | params | MAdds (M) | top-1 mean ± std (n) | "
+          "range | difference |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for key, arms in report.get("summary", {}).items():
+        comp = key.split(" ")[0]
+        budget = key[len(comp) + 2:-1]
+        (winner, fw, mw, ow), (other, fo, mo, oo) = COMPARISONS[comp]
+        for arm, family, model, options in COMPARISONS[comp]:
+            if arm not in arms:
+                continue
+            s = arms[arm]
+            small = "small-input" in budget
+            stats = profile_model(ppzoo.create_model(model, num_classes=10, small_input=small, **options), (3, 32, 32))
+            diff = ""
+            if arm == winner and other in arms:
+                d = s["mean"] - arms[other]["mean"]
+                spread = max(s["std"], arms[other]["std"])
+                diff = f"{d:+.2f} ({'beyond' if abs(d) > spread else 'within'} the larger std {spread:.2f})"
+            opts = ", ".join(f"{k}={v}" for k, v in options.items())
+            print(f"| {comp}: {PAPER[comp]} | {budget} | {arm} | `{model}`{f' ({opts})' if opts else ''} | "
+                  f"{stats.params / 1e6:.3f} M | {stats.madds / 1e6:.1f} | {s['mean']:.2f} ± {s['std']:.2f} ({s['seeds']}) | "
+                  f"{s['min']:.2f}-{s['max']:.2f} | {diff} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=2)
@@ -145,7 +178,10 @@ def main():
     parser.add_argument("--latency-repeat", type=int, default=20)
     parser.add_argument("--output", default="output/paper_trends")
     parser.add_argument("--json")
+    parser.add_argument("--render", metavar="JSON", help="print the docs' table of a result file, then stop")
     args = parser.parse_args()
+    if args.render:
+        return render(args.render)
     report = load_report(args.json)
     if args.latency_only:
         report["se_latency"] = latency_rows(args.latency_repeat)

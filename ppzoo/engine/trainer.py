@@ -280,10 +280,11 @@ def _log_start(run: Run) -> None:
     s, cfg = run.session, run.cfg
     global_batch = cfg["DataLoader"]["Train"]["sampler"]["batch_size"] * s.world
     hooks = ", ".join(HookList._name(h) for h in run.hooks.hooks)
+    threads = f" ({s.threads} thread{'s' if s.threads > 1 else ''})" if s.threads else ""
     s.logger.info(f"{cfg['Arch']['name']}: {count_params(run.model) / 1e6:.3f} M params, {cfg['Arch']['class_num']} "
                   f"classes | {len(run.train_loader.dataset)} train / "
                   f"{len(run.eval_loader.dataset) if run.eval_loader else 0} eval images | device {s.device}"
-                  f"{f' ({s.threads} threads)' if s.threads else ''}, {s.world} process(es), global batch "
+                  f"{threads}, {s.world} process(es), global batch "
                   f"{global_batch}, {len(run.train_loader)} steps/epoch" + (f" | hooks: {hooks}" if hooks else "")
                   + f" | output {s.out_dir}")
 
