@@ -297,8 +297,14 @@ class PlateauHook:
     def after_epoch(self, model, epoch: int, record: dict) -> None:
         part, key = self.monitor.split("_", 1)
         value = record.get(part, {}).get(key)
-        if value is not None:  # an epoch without evaluation does not count
-            self.plateau.observe(float(value))
+        if value is None:  # an epoch without evaluation does not count
+            return
+        if part == "train" and paddle.distributed.get_world_size() > 1:
+            # each rank has its own shard's loss (the eval figures are already global): decide on the mean
+            total = paddle.to_tensor([float(value)], dtype="float64")
+            paddle.distributed.all_reduce(total)
+            value = float(total.numpy()[0]) / paddle.distributed.get_world_size()
+        self.plateau.observe(float(value))
 
 
 PLATEAU_MONITORS = {"eval_loss": "min", "eval_top1": "max", "train_loss": "min"}
