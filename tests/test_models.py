@@ -8,7 +8,7 @@ import pytest
 import ppzoo
 from ppzoo.analysis import profile_model
 
-from conftest import one_per_family
+from conftest import one_per_family, randomise_weights
 
 ALL = ppzoo.list_models()
 # the published figures are typed once, beside each builder (ModelInfo); the counter must reproduce them
@@ -134,9 +134,20 @@ def test_bad_options_are_clear_errors():
         ppzoo.create_model("mobilenet_v1_x1_0", num_classes=-1)
 
 
+def test_shufflenet_units_start_as_their_shortcut_unless_zero_init_last_is_off():
+    x = paddle.rand([2, 3, 32, 32])
+    for zero, expected in ((True, True), (False, False)):
+        model = ppzoo.create_model("shufflenet_v1_g3_x0_5", num_classes=10, small_input=True, zero_init_last=zero)
+        model.eval()
+        unit = model.stages[0][1]  # a stride-1 unit: relu(x + branch)
+        h = model.stages[0][0](model.stem(x))
+        assert np.allclose(unit(h).numpy(), paddle.nn.functional.relu(h).numpy()) is expected
+
+
 def test_shuffle_switch_removes_only_the_shuffle():
     on = ppzoo.create_model("shufflenet_v1_g8_x1_0")
     off = ppzoo.create_model("shufflenet_v1_g8_x1_0", shuffle=False)
+    randomise_weights(on)  # the default zero-gamma init makes every branch output 0: shuffled or not
     off.set_state_dict(on.state_dict())
     on.eval(), off.eval()
     x = paddle.rand([1, 3, 64, 64])

@@ -72,6 +72,14 @@ class ShuffleUnit(nn.Layer):
         self.shortcut = nn.AvgPool2D(3, stride=2, padding=1, exclusive=False) if stride == 2 else None
         self.act = act_layer()
 
+    def zero_init_last(self) -> None:
+        """Zero the scale of the branch's last norm layer, so that the unit starts as its
+        shortcut (the identity, or the pooled input beside zeros): the "zero gamma" of Goyal
+        et al. (arXiv 1706.02677, Sec. 5.1), timm's ``zero_init_last``."""
+        norm = self.expand[1] if len(self.expand) > 1 else None
+        if getattr(norm, "weight", None) is not None:
+            norm.weight.set_value(paddle.zeros_like(norm.weight))
+
     def forward(self, x):
         out = self.se(self.expand(self.depthwise(self.shuffle(self.compress(x)))))
         if self.shortcut is None:
