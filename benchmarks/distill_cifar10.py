@@ -136,7 +136,7 @@ def summarise(runs: list) -> list:
     rows = []
     for (student, arm), rs in sorted(groups.items()):
         tops = [r["top1"] for r in sorted(rs, key=lambda r: r["seed"])]
-        rows.append({"student": student, "arm": arm, "n": len(tops), "seeds": [r["seed"] for r in rs],
+        rows.append({"student": student, "arm": arm, "n": len(tops), "seeds": sorted(r["seed"] for r in rs),
                      "top1": tops, "mean": statistics.mean(tops),
                      "std": statistics.stdev(tops) if len(tops) > 1 else None,
                      "min": min(tops), "max": max(tops),
@@ -231,9 +231,10 @@ def render(path: str) -> None:
         result = json.load(f)
     t, st = result.get("teacher"), result["settings"]
     subset = f" ({st['per_class']} per class)" if st["per_class"] else ""
-    if t:
-        print(f"Teacher `{t['model']}`: {t['top1']:.2f} % test top-1. Students: {st['epochs']} epochs on "
-              f"{st['train_list']}{subset}, batch {st['batch_size']}, LR {st['lr']}, tested on {st['test_list']}.\n")
+    teacher = f"Teacher `{t['model']}`: {t['top1']:.2f} % test top-1. " if t else ""
+    print(f"{teacher}Students: {st['epochs']} epochs on {st['train_list']}{subset}, batch {st['batch_size']}, "
+          f"LR {st['lr']}, tested on {st['test_list']}.\n")
+    result["summary"] = summarise(result.get("runs", []))
     print("| student | arm | top-1 mean ± std (n) | range | vs alone | train img/s (without teacher) |")
     print("|---|---|---|---|---|---|")
     runs = {(r["student"], r["arm"]): [x for x in result["runs"] if (x["student"], x["arm"]) == (r["student"], r["arm"])]

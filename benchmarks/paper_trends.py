@@ -104,11 +104,12 @@ def save_report(report: dict, path) -> None:
         return
     on_disk = load_report(path)
     keys = {(r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]) for r in report.get("results", [])}
-    merged = dict(on_disk, **{k: v for k, v in report.items() if k != "results"})
+    merged = dict(on_disk, **{k: report[k] for k in report.get("_set_here", ()) if k in report})
     merged["results"] = [r for r in on_disk.get("results", []) if "epochs" in r and "small_input" in r and
                          (r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]) not in keys]
     merged["results"] += report.get("results", [])
     merged["summary"] = summarize(merged["results"])
+    merged.pop("_set_here", None)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -157,8 +158,11 @@ def render(path: str) -> None:
             diff = ""
             if arm == winner and other in arms:
                 d = s["mean"] - arms[other]["mean"]
-                spread = max(s["std"], arms[other]["std"])
-                diff = f"{d:+.2f} ({'beyond' if abs(d) > spread else 'within'} the larger std {spread:.2f})"
+                if min(s["seeds"], arms[other]["seeds"]) < 2:
+                    diff = f"{d:+.2f} (one seed: no spread)"
+                else:
+                    spread = max(s["std"], arms[other]["std"])
+                    diff = f"{d:+.2f} ({'beyond' if abs(d) > spread else 'within'} the larger std {spread:.2f})"
             opts = ", ".join(f"{k}={v}" for k, v in options.items())
             print(f"| {comp}: {PAPER[comp]} | {budget} | {arm} | `{model}`{f' ({opts})' if opts else ''} | "
                   f"{stats.params / 1e6:.3f} M | {stats.madds / 1e6:.1f} | {s['mean']:.2f} ± {s['std']:.2f} ({s['seeds']}) | "
@@ -185,24 +189,30 @@ def main():
     report = load_report(args.json)
     if args.latency_only:
         report["se_latency"] = latency_rows(args.latency_repeat)
+        report["_set_here"] = ["se_latency"]
     else:
         if not os.path.isdir(CIFAR):
             sys.exit(f"error: CIFAR-10 not found at {CIFAR} (set PPZOO_CIFAR10)")
         small_input = not args.imagenet_layout
-        report.update({"batch_size": BATCH, "train_list": "train_10k_list.txt", "test_list": "test_2k_list.txt"})
+        report.update({"batch_size": BATCH, "train_list": "train_10k_list.txt", "test_list": "test_2k_list.txt",
+                       "_set_here": ["batch_size", "train_list", "test_list"]})
         report.setdefault("results", [])
         done = {(r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]) for r in report["results"]}
         for seed in args.seeds:
             for comp in args.comparisons:
-                for arm, family, model, options in COMPARISONS[comp]:
+                for arm_spec in COMPARISONS[comp]:
+                    row_comp, (arm, family, model, options) = comp, arm_spec
                     if comp == "se" and arm == "plain":
-                        continue  # the same model and budget as "depthwise separable": reuse that run
-                    if (comp, arm, seed, args.epochs, small_input) in done:
+                        # the same model and budget as "depthwise separable": that run is stored once, under "separable"
+                        row_comp, (arm, family, model, options) = "separable", COMPARISONS["separable"][0]
+                    key = (row_comp, arm, seed, args.epochs, small_input)
+                    if key in done:
                         continue
-                    out = os.path.join(args.output, f"{comp}_{arm.replace(' ', '_')}_e{args.epochs}_s{seed}")
-                    row = {"comparison": comp, "arm": arm, "model": model, "options": options, "seed": seed,
+                    done.add(key)
+                    out = os.path.join(args.output, f"{row_comp}_{arm.replace(' ', '_')}_e{args.epochs}_s{seed}")
+                    row = {"comparison": row_comp, "arm": arm, "model": model, "options": options, "seed": seed,
                            "epochs": args.epochs, "small_input": small_input,
-                           "anneal_epochs": min(10.0, args.epochs / 2) if comp == "dynamic" else None,
+                           "anneal_epochs": min(10.0, args.epochs / 2) if row_comp == "dynamic" else None,
                            **run_arm(family, model, options, seed, args.epochs, out, small_input, args.cpu_threads)}
                     report["results"].append(row)
                     print(json.dumps(row), flush=True)

@@ -127,6 +127,25 @@ def test_reduce_on_plateau_divides_after_patience_bad_epochs_and_steps_do_not_ch
     np.testing.assert_allclose(rates, [0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.01, 0.001], rtol=1e-9)
 
 
+def test_reduce_on_plateau_cut_reaches_the_optimizer_at_once_and_nan_is_a_bad_epoch():
+    scheduler, hook = _plateau(warmup_epoch=1, patience=0)
+    for _ in range(5):  # through the warm-up
+        scheduler.step()
+    hook.after_epoch(None, 1, {"eval": {"loss": float("nan")}})  # never the best: a bad epoch -> cut
+    assert math.isclose(scheduler(), 0.01)  # what the optimizer reads (the warm-up wrapper), right away
+    hook.after_epoch(None, 2, {"eval": {"loss": 1.0}})
+    hook.after_epoch(None, 3, {"eval": {"loss": 0.5}})
+    assert math.isclose(scheduler(), 0.01) and hook.plateau.best == 0.5
+
+
+def test_reduce_on_plateau_ranks_decide_on_their_mean_training_loss(monkeypatch):
+    scheduler, hook = _plateau(monitor="train_loss", patience=0)
+    monkeypatch.setattr(paddle.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(paddle.distributed, "all_reduce", lambda t: t.set_value(t + 3.0))  # the other rank: 3.0
+    hook.after_epoch(None, 1, {"train": {"loss": 1.0}})
+    assert hook.plateau.best == 2.0  # (1 + 3) / 2
+
+
 def test_reduce_on_plateau_monitors_top1_upwards_and_skips_epochs_without_eval():
     scheduler, hook = _plateau(monitor="eval_top1", patience=0, min_lr=0.05)
     hook.after_epoch(None, 1, {"eval": {"top1": 50.0}})

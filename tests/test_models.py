@@ -135,13 +135,19 @@ def test_bad_options_are_clear_errors():
 
 
 def test_shufflenet_units_start_as_their_shortcut_unless_zero_init_last_is_off():
+    from ppzoo.layers import ShuffleUnit
+    for name in ("shufflenet_v1_g3_x0_5", "shufflenet_v1_g8_x0_5", "se_shufflenet_v1_g3_x2_0"):
+        for zero in (True, False):
+            model = ppzoo.create_model(name, num_classes=10, small_input=True, zero_init_last=zero)
+            units = [u for u in model.sublayers() if isinstance(u, ShuffleUnit)]
+            assert len(units) == 16
+            for u in units:  # stride-1 and stride-2 units alike
+                assert np.all(u.expand[1].weight.numpy() == (0.0 if zero else 1.0)), (name, zero)
+    model = ppzoo.create_model("shufflenet_v1_g3_x0_5", num_classes=10, small_input=True)
+    model.eval()
     x = paddle.rand([2, 3, 32, 32])
-    for zero, expected in ((True, True), (False, False)):
-        model = ppzoo.create_model("shufflenet_v1_g3_x0_5", num_classes=10, small_input=True, zero_init_last=zero)
-        model.eval()
-        unit = model.stages[0][1]  # a stride-1 unit: relu(x + branch)
-        h = model.stages[0][0](model.stem(x))
-        assert np.allclose(unit(h).numpy(), paddle.nn.functional.relu(h).numpy()) is expected
+    h = model.stages[0][0](model.stem(x))
+    assert np.allclose(model.stages[0][1](h).numpy(), paddle.nn.functional.relu(h).numpy())  # relu(x + 0)
 
 
 def test_shuffle_switch_removes_only_the_shuffle():

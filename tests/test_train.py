@@ -11,7 +11,7 @@ import paddle
 import pytest
 import yaml
 
-from ppzoo.config import load_config
+from ppzoo.config import ConfigError, load_config
 from ppzoo.engine import evaluate_config, train
 from ppzoo.engine.checkpoint import atomic_save
 from ppzoo.engine.loop import NonFiniteLossError
@@ -62,14 +62,19 @@ def test_resume_ends_with_the_same_weights(tmp_path):
 
 
 def test_reduce_on_plateau_resumes_with_its_counters(tmp_path):
-    """The plateau's best, bad-epoch count and reduced rate live in the checkpoint: a run
-    resumed from epoch 2 reduces at the same epochs and ends with the same weights."""
-    extra = {"Global.epochs": 4, "Optimizer.lr": {"name": "ReduceOnPlateau", "learning_rate": 0.05,
-                                                  "monitor": "train_loss", "patience": 0, "threshold": 0.5}}
+    """The plateau's best, bad-epoch count, cooldown and reduced rate live in the checkpoint
+    (inside the warm-up wrapper's state): a run resumed from epoch 2, when one bad epoch is
+    counted, cuts at the same epoch and ends with the same weights."""
+    extra = {"Global.epochs": 4, "Optimizer.lr": {"name": "ReduceOnPlateau", "learning_rate": 0.05, "warmup_epoch": 1,
+                                                  "monitor": "train_loss", "patience": 1, "cooldown": 1,
+                                                  "threshold": 0.5}}
     full_summary = train(load_config(tiny_config(tmp_path / "a", **extra)))
     full = out_dir(tmp_path / "a")
     rates = [h["lr"] for h in full_summary["history"]]
-    assert rates[0] == pytest.approx(0.05) and rates[-1] < rates[0]  # threshold 0.5: every epoch is a plateau
+    # threshold 0.5: no epoch improves on the first; epochs 2 and 3 are bad (> patience 1) -> cut after epoch 3
+    assert rates[1:3] == pytest.approx([0.05, 0.05]) and rates[3] == pytest.approx(0.005)
+    state = paddle.load(str(full / "epoch_2.pdckpt"))["optimizer"]["LR_Scheduler"]["LinearWarmup_LR"]
+    assert state["num_bad"] == 1 and state["best"] is not None
     train(load_config(tiny_config(tmp_path / "b", **extra, **{"Global.checkpoints": str(full / "epoch_2")})))
     resumed = out_dir(tmp_path / "b")
     history = json.loads((resumed / "metrics.json").read_text())["history"]
@@ -77,6 +82,13 @@ def test_reduce_on_plateau_resumes_with_its_counters(tmp_path):
     a, b = read_state_dict(str(full / "latest.pdparams")), read_state_dict(str(resumed / "latest.pdparams"))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_reduce_on_plateau_on_the_eval_loss_needs_an_evaluating_run(tmp_path):
+    cfg = load_config(tiny_config(tmp_path, **{"Global.epochs": 1, "Global.eval_during_train": False,
+                                               "Optimizer.lr": {"name": "ReduceOnPlateau", "learning_rate": 0.05}}))
+    with pytest.raises(ConfigError, match="monitors 'eval_loss', but this run never evaluates"):
+        train(cfg)
 
 
 def test_pretrained_model_with_another_classifier_is_loaded_with_a_notice(tmp_path):

@@ -3,6 +3,7 @@
 Each registry maps a config name to a factory whose signature lists the config
 parameters (``ppzoo.config`` checks them against it before anything runs).
 """
+import math
 from functools import partial
 from typing import Callable, Dict, List, Optional
 
@@ -260,6 +261,8 @@ class _Plateau(lr_sched.LRScheduler):
         return self.current
 
     def _improves(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False  # a nan / inf epoch is a bad epoch, never the best
         if self.best is None:
             return True
         sign = 1.0 if self.mode == "min" else -1.0
@@ -287,12 +290,16 @@ class _Plateau(lr_sched.LRScheduler):
 
 
 class PlateauHook:
-    """Feeds the monitored value of every evaluated epoch to a :class:`_Plateau` rate."""
+    """Feeds the monitored value of every evaluated epoch to a :class:`_Plateau` rate;
+    ``outer`` is the scheduler the optimizer reads (the warm-up wrapper, if any), refreshed
+    after a cut so the next step already uses the new rate."""
 
     name = "ReduceOnPlateau"
 
-    def __init__(self, plateau: _Plateau, monitor: str):
-        self.plateau, self.monitor = plateau, monitor
+    def __init__(self, plateau: _Plateau, monitor: str, outer: Optional[lr_sched.LRScheduler] = None):
+        self.plateau, self.monitor, self.outer = plateau, monitor, outer or plateau
+        # the trainer refuses a run that would never evaluate (the rate could never change)
+        self.needs_eval = f"Optimizer.lr ReduceOnPlateau monitors '{monitor}'" if monitor.startswith("eval") else None
 
     def after_epoch(self, model, epoch: int, record: dict) -> None:
         part, key = self.monitor.split("_", 1)
@@ -304,7 +311,8 @@ class PlateauHook:
             total = paddle.to_tensor([float(value)], dtype="float64")
             paddle.distributed.all_reduce(total)
             value = float(total.numpy()[0]) / paddle.distributed.get_world_size()
-        self.plateau.observe(float(value))
+        if self.plateau.observe(float(value)) and self.outer is not self.plateau:
+            self.outer.last_lr = self.outer.get_lr()  # after the warm-up: the inner rate; during it: unchanged
 
 
 PLATEAU_MONITORS = {"eval_loss": "min", "eval_top1": "max", "train_loss": "min"}
@@ -339,7 +347,7 @@ def ReduceOnPlateau(learning_rate: float, monitor: str = "eval_loss", mode: Opti
 
     def build_with_hook(epochs: int, steps_per_epoch: int, scale: float = 1.0):
         scheduler = build(epochs, steps_per_epoch, scale)
-        scheduler.training_hooks = [PlateauHook(made["plateau"], monitor)]  # the trainer adds them
+        scheduler.training_hooks = [PlateauHook(made["plateau"], monitor, scheduler)]  # the trainer adds them
         return scheduler
 
     return build_with_hook

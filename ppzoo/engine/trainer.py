@@ -17,6 +17,7 @@ import paddle
 import paddle.distributed as dist
 
 from ..compress import training_parts
+from ..config import ConfigError
 from ..data import build_batch_transforms, build_dataloader, make_batch_transform
 from ..registry import build_from_arch
 from ..utils.fileio import deferred_signals, json_writer, recover, write_together
@@ -212,6 +213,10 @@ def build_run(cfg: dict, session: _Session, step_fn: Optional[Callable] = None, 
                  + ([EMAHook(cfg["EMA"]["decay"])] if "EMA" in cfg else [])
                  + list(getattr(scheduler, "training_hooks", [])) + list(hooks))  # ReduceOnPlateau's observer
     hook_list = HookList(all_hooks)
+    needs_eval = [h.needs_eval for h in hook_list.hooks if getattr(h, "needs_eval", None)]
+    if needs_eval and eval_loader is None:
+        raise ConfigError(f"{needs_eval[0]}, but this run never evaluates: give it a DataLoader.Eval section and "
+                          "Global.eval_during_train: true, or monitor train_loss", key="Optimizer.lr")
     model = hook_list.prepare(model)
 
     optimizer = build_optimizer(opt_cfg, model, scheduler)
