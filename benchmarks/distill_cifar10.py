@@ -32,6 +32,8 @@ import sys
 import time
 from collections import defaultdict
 
+import yaml
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import ppzoo  # noqa: E402,F401  (first: it silences paddle's import-time warnings)
@@ -93,11 +95,17 @@ def run_one(args, arm: str, student: str, seed: int, train_list: str, teacher_we
         cfg = load_config(path, common + [f"Arch.name={student}"], quiet=True)
     else:
         path = os.path.join(ROOT, "configs", "distill", ARM_CONFIGS[arm])
+        # the student is built as its family's config builds it alone (e.g. ShuffleNet's zero_init_last)
+        with open(family_config(student), encoding="utf-8") as f:
+            own = {k: v for k, v in (yaml.safe_load(f).get("Arch") or {}).items() if k not in ("name", "class_num")}
         if arm == "dml":
-            names = [f"Arch.models.0.Student.name={student}", f"Arch.models.1.Student1.name={student}"]
+            slots = ["Arch.models.0.Student", "Arch.models.1.Student1"]
+            names = []
         else:
-            names = [f"Arch.models.0.Teacher.name={args.teacher}", f"Arch.models.0.Teacher.pretrained={teacher_weights}",
-                     f"Arch.models.1.Student.name={student}"]
+            slots = ["Arch.models.1.Student"]
+            names = [f"Arch.models.0.Teacher.name={args.teacher}", f"Arch.models.0.Teacher.pretrained={teacher_weights}"]
+        names += [f"{slot}.name={student}" for slot in slots]
+        names += [f"{slot}.{k}={v}" for slot in slots for k, v in own.items()]
         cfg = load_config(path, common + names, quiet=True)
     start = time.perf_counter()
     summary = train(cfg, config_path=os.path.relpath(path, ROOT))

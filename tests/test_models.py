@@ -134,7 +134,7 @@ def test_bad_options_are_clear_errors():
         ppzoo.create_model("mobilenet_v1_x1_0", num_classes=-1)
 
 
-def test_shufflenet_units_start_as_their_shortcut_unless_zero_init_last_is_off():
+def test_shufflenet_zero_init_last_starts_every_unit_as_its_shortcut():
     from ppzoo.layers import ShuffleUnit
     for name in ("shufflenet_v1_g3_x0_5", "shufflenet_v1_g8_x0_5", "se_shufflenet_v1_g3_x2_0"):
         for zero in (True, False):
@@ -143,7 +143,9 @@ def test_shufflenet_units_start_as_their_shortcut_unless_zero_init_last_is_off()
             assert len(units) == 16
             for u in units:  # stride-1 and stride-2 units alike
                 assert np.all(u.expand[1].weight.numpy() == (0.0 if zero else 1.0)), (name, zero)
-    model = ppzoo.create_model("shufflenet_v1_g3_x0_5", num_classes=10, small_input=True)
+    default = ppzoo.create_model("shufflenet_v1_g3_x0_5")  # off by default (the recorded results' init)
+    assert np.all(default.stages[0][1].expand[1].weight.numpy() == 1.0)
+    model = ppzoo.create_model("shufflenet_v1_g3_x0_5", num_classes=10, small_input=True, zero_init_last=True)
     model.eval()
     x = paddle.rand([2, 3, 32, 32])
     h = model.stages[0][0](model.stem(x))
@@ -153,7 +155,7 @@ def test_shufflenet_units_start_as_their_shortcut_unless_zero_init_last_is_off()
 def test_shuffle_switch_removes_only_the_shuffle():
     on = ppzoo.create_model("shufflenet_v1_g8_x1_0")
     off = ppzoo.create_model("shufflenet_v1_g8_x1_0", shuffle=False)
-    randomise_weights(on)  # the default zero-gamma init makes every branch output 0: shuffled or not
+    randomise_weights(on)  # with zero_init_last every branch would output 0, shuffled or not
     off.set_state_dict(on.state_dict())
     on.eval(), off.eval()
     x = paddle.rand([1, 3, 64, 64])
