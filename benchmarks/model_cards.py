@@ -52,7 +52,7 @@ def family_table(family, threads, repeat, warmup, cifar) -> str:
                      f"{top1} | {c10} |")
         print(lines[-1], flush=True)
     note = (f"\nMeasured with `python benchmarks/model_cards.py` (paddle {paddle.__version__}, {threads} CPU "
-            f"threads, batch 1, p50 of {repeat} interleaved runs after {warmup} warm-up rounds; predictor = the "
+            f"thread{'s' if threads > 1 else ''}, batch 1, p50 of {repeat} interleaved runs after {warmup} warm-up rounds; predictor = the "
             "exported model in paddle.inference with oneDNN). Latencies come from a shared 2-core machine: "
             "compare them within the table. MAC: memory access cost in elements (see docs/analysis.md). "
             "CIFAR-10: small-input mode, trained by `benchmarks/cifar10.py` on the 10k-image subset, tested on "
