@@ -149,6 +149,9 @@ def summarise(runs: list) -> list:
                      "std": statistics.stdev(tops) if len(tops) > 1 else None,
                      "min": min(tops), "max": max(tops),
                      "train_images_per_s": statistics.median(r["train_images_per_s"] for r in rs)})
+        without = [r["train_images_per_s_without_teacher"] for r in rs if "train_images_per_s_without_teacher" in r]
+        if without:
+            rows[-1]["train_images_per_s_without_teacher"] = statistics.median(without)
     alone = {r["student"]: r for r in rows if r["arm"] == "alone"}
     for r in rows:
         base = alone.get(r["student"])
@@ -245,15 +248,12 @@ def render(path: str) -> None:
     result["summary"] = summarise(result.get("runs", []))
     print("| student | arm | top-1 mean ± std (n) | range | vs alone | train img/s (without teacher) |")
     print("|---|---|---|---|---|---|")
-    runs = {(r["student"], r["arm"]): [x for x in result["runs"] if (x["student"], x["arm"]) == (r["student"], r["arm"])]
-            for r in result["summary"]}
     order = {"alone": 0, "kd": 1, "dkd": 2, "dml": 3}
     for row in sorted(result["summary"], key=lambda r: (r["student"], order.get(r["arm"], 9))):
         std = f"{row['std']:.2f}" if row["std"] is not None else "-"
         gain = f"{row['gain_vs_alone']:+.2f}" if "gain_vs_alone" in row else ""
-        without = [x["train_images_per_s_without_teacher"] for x in runs[(row["student"], row["arm"])]
-                   if "train_images_per_s_without_teacher" in x]
-        speed = f"{row['train_images_per_s']:.0f}" + (f" ({statistics.median(without):.0f})" if without else "")
+        without = row.get("train_images_per_s_without_teacher")
+        speed = f"{row['train_images_per_s']:.0f}" + (f" ({without:.0f})" if without is not None else "")
         print(f"| `{row['student']}` | {row['arm']} | {row['mean']:.2f} ± {std} ({row['n']}) | "
               f"{row['min']:.2f}-{row['max']:.2f} | {gain} | {speed} |")
 

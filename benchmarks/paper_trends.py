@@ -17,12 +17,12 @@ every arm, then seed 1, ...) so a load change on the machine hits all arms alike
 
     python benchmarks/paper_trends.py --epochs 3 --comparisons separable se --json docs/results/paper_trends.json
     python benchmarks/paper_trends.py --epochs 2 --comparisons shuffle dynamic --json docs/results/paper_trends.json
+    python benchmarks/paper_trends.py --latency-only --json docs/results/paper_trends.json
+    python benchmarks/paper_trends.py --render docs/results/paper_trends.json   # the docs' table
 
 Each invocation adds its rows to --json (a row already there, same comparison, arm, seed,
 epochs and layout, is not run again), so comparisons may use different budgets and several
 invocations may share one file; both arms of a comparison always share theirs.
-    python benchmarks/paper_trends.py --latency-only --json docs/results/paper_trends.json
-    python benchmarks/paper_trends.py --render docs/results/paper_trends.json   # the docs' table
 """
 import argparse
 import json
@@ -56,7 +56,8 @@ COMPARISONS = {
 
 
 def run_arm(family, model, options, seed, epochs, output, small_input, cpu_threads=0):
-    overrides = [f"Global.cpu_threads={cpu_threads}", f"Arch.name={model}", f"Arch.small_input={small_input}", *(f"Arch.{k}={v}" for k, v in options.items()),
+    overrides = [f"Global.cpu_threads={cpu_threads}", f"Arch.name={model}", f"Arch.small_input={small_input}",
+                 *(f"Arch.{k}={v}" for k, v in options.items()),
                  f"Global.seed={seed}", f"Global.epochs={epochs}", f"Global.eval_interval={epochs}",
                  f"Global.save_interval={epochs}", f"Global.output_dir={output}", "Global.print_batch_step=50",
                  f"DataLoader.Train.sampler.batch_size={BATCH}",
@@ -91,6 +92,11 @@ def latency_rows(repeat):
     return rows
 
 
+def row_key(r: dict) -> tuple:
+    """What identifies a run: two rows with this key are the same run."""
+    return r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]
+
+
 def load_report(path) -> dict:
     if path and os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
@@ -103,10 +109,9 @@ def save_report(report: dict, path) -> None:
     if not path:
         return
     on_disk = load_report(path)
-    keys = {(r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]) for r in report.get("results", [])}
+    keys = {row_key(r) for r in report.get("results", [])}
     merged = dict(on_disk, **{k: report[k] for k in report.get("_set_here", ()) if k in report})
-    merged["results"] = [r for r in on_disk.get("results", []) if "epochs" in r and "small_input" in r and
-                         (r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]) not in keys]
+    merged["results"] = [r for r in on_disk.get("results", []) if row_key(r) not in keys]
     merged["results"] += report.get("results", [])
     merged["summary"] = summarize(merged["results"])
     merged.pop("_set_here", None)
@@ -148,7 +153,7 @@ def render(path: str) -> None:
     for key, arms in report.get("summary", {}).items():
         comp = key.split(" ")[0]
         budget = key[len(comp) + 2:-1]
-        (winner, fw, mw, ow), (other, fo, mo, oo) = COMPARISONS[comp]
+        winner, other = (spec[0] for spec in COMPARISONS[comp])
         for arm, family, model, options in COMPARISONS[comp]:
             if arm not in arms:
                 continue
@@ -197,7 +202,7 @@ def main():
         report.update({"batch_size": BATCH, "train_list": "train_10k_list.txt", "test_list": "test_2k_list.txt",
                        "_set_here": ["batch_size", "train_list", "test_list"]})
         report.setdefault("results", [])
-        done = {(r["comparison"], r["arm"], r["seed"], r["epochs"], r["small_input"]) for r in report["results"]}
+        done = {row_key(r) for r in report["results"]}
         for seed in args.seeds:
             for comp in args.comparisons:
                 for arm_spec in COMPARISONS[comp]:

@@ -251,11 +251,11 @@ class _Plateau(lr_sched.LRScheduler):
     def __init__(self, learning_rate, mode, factor, patience, threshold, threshold_mode, cooldown, min_lr):
         self.mode, self.factor, self.patience = mode, factor, patience
         self.threshold, self.threshold_mode, self.cooldown, self.min_lr = threshold, threshold_mode, cooldown, min_lr
-        self.current, self.best, self.num_bad, self.cooldown_counter, self.reductions = learning_rate, None, 0, 0, 0
+        self.current, self.best, self.num_bad, self.cooldown_counter = learning_rate, None, 0, 0
         super().__init__(learning_rate)
 
     def state_keys(self):  # Paddle's state_dict/set_state_dict call this for the keys to keep
-        self.keys = ["last_epoch", "last_lr", "current", "best", "num_bad", "cooldown_counter", "reductions"]
+        self.keys = ["last_epoch", "last_lr", "current", "best", "num_bad", "cooldown_counter"]
 
     def get_lr(self):
         return self.current
@@ -284,8 +284,7 @@ class _Plateau(lr_sched.LRScheduler):
         self.num_bad, self.cooldown_counter = 0, self.cooldown
         if self.current - new <= 1e-12:
             return False
-        self.current, self.reductions = new, self.reductions + 1
-        self.last_lr = self.get_lr()
+        self.current = self.last_lr = new
         return True
 
 
@@ -296,8 +295,8 @@ class PlateauHook:
 
     name = "ReduceOnPlateau"
 
-    def __init__(self, plateau: _Plateau, monitor: str, outer: Optional[lr_sched.LRScheduler] = None):
-        self.plateau, self.monitor, self.outer = plateau, monitor, outer or plateau
+    def __init__(self, plateau: _Plateau, monitor: str, outer: lr_sched.LRScheduler):
+        self.plateau, self.monitor, self.outer = plateau, monitor, outer
         # the trainer refuses a run that would never evaluate (the rate could never change)
         self.needs_eval = f"Optimizer.lr ReduceOnPlateau monitors '{monitor}'" if monitor.startswith("eval") else None
 
@@ -336,18 +335,14 @@ def ReduceOnPlateau(learning_rate: float, monitor: str = "eval_loss", mode: Opti
         raise ValueError(f"patience and cooldown must be >= 0, got {patience} and {cooldown}")
     if threshold_mode not in ("rel", "abs"):
         raise ValueError(f"threshold_mode must be 'rel' or 'abs', got '{threshold_mode}'")
-    made = {}
-
-    def make(total, spe, s):
-        made["plateau"] = _Plateau(learning_rate * s, PLATEAU_MONITORS[monitor], factor, patience, threshold,
-                                   threshold_mode, cooldown, min_lr * s)
-        return made["plateau"]
-
-    build = _with_warmup(make, learning_rate, warmup_epoch, warmup_start_lr)
+    build = _with_warmup(lambda total, spe, s: _Plateau(learning_rate * s, PLATEAU_MONITORS[monitor], factor, patience,
+                                                         threshold, threshold_mode, cooldown, min_lr * s),
+                         learning_rate, warmup_epoch, warmup_start_lr)
 
     def build_with_hook(epochs: int, steps_per_epoch: int, scale: float = 1.0):
         scheduler = build(epochs, steps_per_epoch, scale)
-        scheduler.training_hooks = [PlateauHook(made["plateau"], monitor, scheduler)]  # the trainer adds them
+        plateau = scheduler.learning_rate if isinstance(scheduler, lr_sched.LinearWarmup) else scheduler
+        scheduler.training_hooks = [PlateauHook(plateau, monitor, scheduler)]  # the trainer adds them
         return scheduler
 
     return build_with_hook
