@@ -7,6 +7,8 @@ and arm, the same epochs, augmentation, data order and seed set:
 * ``alone``: the student with cross-entropy (configs/cifar10/<family>.yaml);
 * ``kd``: + KL at T=4 from the frozen teacher (configs/distill/cifar10_kd.yaml);
 * ``dkd``: + decoupled KD, alpha 1, beta 8, T 4 (configs/distill/cifar10_dkd.yaml);
+* ``dkd_warmup``: the same with the DKD term's linear warm-up (``warmup_epochs``, the paper's
+  code; ``--dkd-warmup-epochs``);
 * ``dml``: two copies of the student taught by each other (configs/distill/cifar10_dml.yaml).
 
 The teacher is trained first with the same script (``--teacher-epochs``) unless
@@ -43,7 +45,8 @@ from ppzoo.registry import model_info  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR = os.environ.get("PPZOO_CIFAR10", os.path.join(ROOT, "..", "shared", "datasets", "cifar10"))
-ARM_CONFIGS = {"kd": "cifar10_kd.yaml", "dkd": "cifar10_dkd.yaml", "dml": "cifar10_dml.yaml"}
+ARM_CONFIGS = {"kd": "cifar10_kd.yaml", "dkd": "cifar10_dkd.yaml", "dkd_warmup": "cifar10_dkd.yaml",
+               "dml": "cifar10_dml.yaml"}
 
 
 def family_config(model: str) -> str:
@@ -106,6 +109,8 @@ def run_one(args, arm: str, student: str, seed: int, train_list: str, teacher_we
             names = [f"Arch.models.0.Teacher.name={args.teacher}", f"Arch.models.0.Teacher.pretrained={teacher_weights}"]
         names += [f"{slot}.name={student}" for slot in slots]
         names += [f"{slot}.{k}={v}" for slot in slots for k, v in own.items()]
+        if arm == "dkd_warmup":
+            names.append(f"Loss.Train.1.DistillationDKDLoss.warmup_epochs={args.dkd_warmup_epochs}")
         cfg = load_config(path, common + names, quiet=True)
     start = time.perf_counter()
     summary = train(cfg, config_path=os.path.relpath(path, ROOT))
@@ -113,6 +118,8 @@ def run_one(args, arm: str, student: str, seed: int, train_list: str, teacher_we
     row = {"arm": arm, "student": student, "seed": seed, "epochs": args.epochs, "top1": summary["last"]["top1"],
            "top5": summary["last"]["top5"], "train_images_per_s": summary["train_images_per_s"],
            "wall_time_s": time.perf_counter() - start, "output_dir": summary["output_dir"]}
+    if arm == "dkd_warmup":
+        row["dkd_warmup_epochs"] = args.dkd_warmup_epochs
     if "images_per_s_without_teacher" in last["train"]:
         row["train_images_per_s_without_teacher"] = float(statistics.median(
             h["train"]["images_per_s_without_teacher"] for h in summary["history"]))
@@ -172,6 +179,8 @@ def main():
     parser.add_argument("--students", nargs="+", default=["mobilenet_v1_x0_5", "shufflenet_v1_g3_x0_5"])
     parser.add_argument("--arms", nargs="+", default=["alone", "kd", "dml", "dkd"], choices=["alone", *ARM_CONFIGS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--dkd-warmup-epochs", type=int, default=2,
+                        help="dkd_warmup arm: epochs of the DKD term's linear warm-up (the paper: 20 of 240)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--train-list", default="train_10k_list.txt", help="label list under the dataset root")
     parser.add_argument("--per-class", type=int, default=0, help="keep the first N images per class (0: all)")

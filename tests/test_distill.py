@@ -109,6 +109,18 @@ def test_config_losses_weigh_and_name_their_terms():
     assert float(dml["loss_dml_Student_Student1"]) == pytest.approx(float(dml_kl(tensor(S), tensor(T_))))
 
 
+def test_dkd_warm_up_scales_the_term_linearly_by_epoch():
+    outs, labels = _outputs(Student=S, Teacher=T_), tensor(LABELS)
+    full = float(dkd(tensor(S), tensor(T_), labels, 4.0, 1.0, 8.0)["loss"])
+    loss = DistillationDKDLoss(model_name_pairs=[["Student", "Teacher"]], temperature=4, beta=8, warmup_epochs=4)
+    for epoch, factor in [(1, 0.25), (3, 0.75), (4, 1.0), (9, 1.0)]:
+        loss.set_epoch(epoch)
+        assert float(loss(outs, labels)["loss_dkd_Student_Teacher"]) == pytest.approx(factor * full, rel=1e-6)
+    plain = DistillationDKDLoss(model_name_pairs=[["Student", "Teacher"]], temperature=4, beta=8)
+    plain.set_epoch(1)
+    assert float(plain(outs, labels)["loss_dkd_Student_Teacher"]) == pytest.approx(full, rel=1e-6)
+
+
 def test_feature_loss_uses_the_adapted_map_and_pools_to_the_smaller_size():
     fs = RNG.standard_normal((2, 3, 4, 4)).astype("float32")
     ft = RNG.standard_normal((2, 3, 2, 2)).astype("float32")
@@ -227,6 +239,26 @@ def test_resume_with_a_feature_adapter_ends_with_the_same_weights(tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def test_dkd_warm_up_reaches_the_training_step(tmp_path):
+    """Epoch 1 of a 1000-epoch warm-up trains like a DKD term of weight 1/1000: the trainer's
+    hook sets the factor before the epoch's steps."""
+    weights = _teacher_file(tmp_path)
+
+    def student(name, **dkd_options):
+        losses = [{"DistillationGTCELoss": {"weight": 1.0, "model_names": ["Student"]}},
+                  {"DistillationDKDLoss": {"model_name_pairs": [["Student", "Teacher"]], "temperature": 4, "beta": 8,
+                                           **dkd_options}}]
+        cfg = distill_config(tmp_path / name, weights, losses, **{"Global.epochs": 1})
+        train(load_config(cfg, quiet=True))
+        return read_state_dict(str(tmp_path / name / "out" / "DistillationModel" / "latest.pdparams"))
+
+    warm, light, full = (student("warm", warmup_epochs=1000), student("light", weight=0.001),
+                         student("full", weight=1.0))
+    for key in warm:
+        np.testing.assert_allclose(warm[key], light[key], rtol=1e-4, atol=1e-6, err_msg=key)
+    assert any(not np.allclose(warm[k], full[k], rtol=1e-3, atol=1e-5) for k in warm)
+
+
 def test_dml_checkpoints_hold_both_students_and_eval_picks_infer_model_name(tmp_path):
     losses = [{"DistillationGTCELoss": {"weight": 1.0, "model_names": ["Student", "Student1"]}},
               {"DistillationDMLLoss": {"weight": 1.0, "model_name_pairs": [["Student", "Student1"]]}}]
@@ -295,6 +327,9 @@ BAD = {
                            "Arch.freeze_params_list", "has 1 entries but Arch.models has 2"),
     "temperature zero": (lambda c: c["Loss"]["Train"][1]["DistillationKLDivLoss"].update(temperature=0),
                          "Loss.Train.1.DistillationKLDivLoss", "temperature must be > 0"),
+    "dkd warm-up": (lambda c: c["Loss"]["Train"].__setitem__(1, {"DistillationDKDLoss": {
+        "model_name_pairs": [["Student", "Teacher"]], "warmup_epochs": -2}}),
+                    "Loss.Train.1.DistillationDKDLoss", "warmup_epochs must be an int >= 0"),
     "dml single": (lambda c: c["Loss"]["Train"].__setitem__(1, {"DistillationDMLLoss": {
         "weight": 1.0, "model_name_pairs": [["Student", "Teacher"]]}}),
                    "Loss.Train.1.DistillationDMLLoss.model_name_pairs", "deep mutual learning trains two models"),
@@ -324,6 +359,11 @@ def test_short_form_bad_temperature_and_teacher_classes(tmp_path):
     with pytest.raises(ConfigError, match="Distill.temperature") as info:
         load_config(cfg, quiet=True)
     assert info.value.key == "Distill.temperature"
+    cfg = tiny_config(tmp_path, **{"Distill": {"teacher": "mobilenet_v1_x0_25", "teacher_weights": weights,
+                                               "loss": "kd", "warmup_epochs": 3}})
+    with pytest.raises(ConfigError, match="DKD's warm-up") as info:
+        load_config(cfg, quiet=True)
+    assert info.value.key == "Distill.warmup_epochs"
     cfg = tiny_config(tmp_path, **{"Distill": {"teacher": {"name": "mobilenet_v1_x0_25", "class_num": 5},
                                                "teacher_weights": weights}})
     with pytest.raises(ConfigError, match="share one label set"):

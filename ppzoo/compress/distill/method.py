@@ -183,6 +183,9 @@ class DistillationHook(Hook):
 
     def before_epoch(self, model, epoch: int) -> None:
         model.frozen_seconds = 0.0
+        for loss in self.losses:  # per-epoch loss schedules (DKD's warm-up)
+            if hasattr(loss, "set_epoch"):
+                loss.set_epoch(epoch)
 
     def after_epoch(self, model, epoch: int, record: dict) -> None:
         train = record["train"]

@@ -8,7 +8,7 @@ Two spellings, one meaning:
   ``Metric: DistillationTopkAcc: {model_key: Student}``;
 * ppzoo's short form: ``Arch`` is the student as in any config, and a ``Distill`` section
   names the teacher and the method: ``Distill: {teacher: NAME | {name, ...}, teacher_weights:
-  PATH, loss: kd | dkd | ce | feature, weight, temperature, alpha, beta}``; ``Loss.Train``
+  PATH, loss: kd | dkd | ce | feature, weight, temperature, alpha, beta, warmup_epochs}``; ``Loss.Train``
   stays the student's loss on the labels and the distillation term is added to it.
 
 ``pretrained`` of a model entry is the path of a ``.pdparams`` file (or its prefix):
@@ -33,7 +33,8 @@ ARCH_SPEC = {"name": (str, ARCH_NAME), "class_num": (Optional[int], None), "mode
              "use_sync_bn": (bool, False)}
 # the short form: Distill section keys {key: (type, default)}
 DISTILL = {"teacher": (object, None), "teacher_weights": (Optional[str], None), "loss": (str, "kd"),
-           "weight": (float, 1.0), "temperature": (float, 4.0), "alpha": (float, 1.0), "beta": (float, 8.0)}
+           "weight": (float, 1.0), "temperature": (float, 4.0), "alpha": (float, 1.0), "beta": (float, 8.0),
+           "warmup_epochs": (int, 0)}
 SHORT_LOSSES = ("kd", "dkd", "ce", "feature")
 TEACHER, STUDENT = "Teacher", "Student"
 
@@ -152,6 +153,9 @@ def _check_short(section, resolved: dict) -> dict:
     if d["temperature"] <= 0:
         raise ConfigError(f"'Distill.temperature' must be > 0 (it divides the logits), got {d['temperature']}",
                           key="Distill.temperature")
+    if d["warmup_epochs"] < 0 or (d["warmup_epochs"] and d["loss"] != "dkd"):
+        raise ConfigError(f"'Distill.warmup_epochs' is DKD's warm-up: an int >= 0 with loss: dkd, got "
+                          f"{d['warmup_epochs']} with loss: {d['loss']}", key="Distill.warmup_epochs")
     teacher = d["teacher"]
     if teacher is None:
         raise ConfigError("'Distill.teacher' is missing: name the teacher model, e.g. teacher: mobilenet_v2_x0_5",
@@ -228,7 +232,8 @@ def _short_loss(d: dict):
                                       "temperature": d["temperature"]}
     if d["loss"] == "dkd":
         return "DistillationDKDLoss", {"weight": d["weight"], "model_name_pairs": pairs,
-                                       "temperature": d["temperature"], "alpha": d["alpha"], "beta": d["beta"]}
+                                       "temperature": d["temperature"], "alpha": d["alpha"], "beta": d["beta"],
+                                       "warmup_epochs": d["warmup_epochs"]}
     return "DistillationFeatureLoss", {"weight": d["weight"], "model_name_pairs": pairs}
 
 
