@@ -35,6 +35,7 @@ from ppzoo.compress import add_pass  # noqa: E402
 from ppzoo.compress.lowrank import METHODS, choose_ranks, decompose, pq_bytes, product_quantize, save_pq  # noqa: E402
 from ppzoo.compress.lowrank.decompose import get_layer, select_layers, set_layer  # noqa: E402
 from ppzoo.config import load_config  # noqa: E402
+from ppzoo.data import sample_images  # noqa: E402
 from ppzoo.deploy.export import export_model  # noqa: E402
 from ppzoo.deploy.predictor import Predictor  # noqa: E402
 from ppzoo.engine import evaluate_config, train  # noqa: E402
@@ -44,10 +45,22 @@ from ppzoo.utils.weights import load_weights  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR = os.environ.get("PPZOO_CIFAR10", os.path.join(ROOT, "..", "shared", "datasets", "cifar10"))
 
-# variant name -> (method, layers, options): what the issue asks per family
+# variant name -> (method, layers, options): what the issue asks per family (the first key
+# an architecture name starts with)
 PRESETS = {
+    "alexnet_single": [  # the single tower: conv2-5 are features.3, 6, 8, 10
+        ("svd fc6+fc7 rank 256", "svd", ["pre_logits.*"], {"rank": 256}),
+        ("svd fc6+fc7 ratio 0.2", "svd", ["pre_logits.*"], {"ratio": 0.2}),
+        ("svd fc6+fc7 ratio 0.2 data-aware", "svd", ["pre_logits.*"], {"ratio": 0.2, "calibration_images": 512}),
+        ("tucker2 conv2-5 ratio 0.33", "tucker2", ["features.3", "features.6", "features.8", "features.10"],
+         {"ratio": 0.33}),
+        ("cp conv3-5 ratio 0.33", "cp", ["features.6", "features.8", "features.10"], {"ratio": 0.33}),
+        ("pq fc6-8 d4 K256", "pq", ["pre_logits.*", "fc"], {"subvector": 4, "codebook": 256}),
+    ],
     "alexnet": [
         ("svd fc6+fc7 rank 256", "svd", ["pre_logits.*"], {"rank": 256}),
+        ("svd fc6+fc7 ratio 0.2", "svd", ["pre_logits.*"], {"ratio": 0.2}),
+        ("svd fc6+fc7 ratio 0.2 data-aware", "svd", ["pre_logits.*"], {"ratio": 0.2, "calibration_images": 512}),
         ("tucker2 conv2-5 ratio 0.33", "tucker2", ["features.4", "features.8", "features.10", "features.12"],
          {"ratio": 0.33}),
         ("cp conv3-5 ratio 0.33", "cp", ["features.8", "features.10", "features.12"], {"ratio": 0.33}),
@@ -55,6 +68,7 @@ PRESETS = {
     ],
     "mobilenet_v1": [
         ("svd classifier rank 4", "svd", ["fc"], {"rank": 4}),
+        ("svd classifier rank 4 data-aware", "svd", ["fc"], {"rank": 4, "calibration_images": 512}),
         ("svd 1x1 auto energy 0.9", "svd", "auto", {"energy": 0.9}),
         ("pq FC+1x1 d4 K256", "pq", "auto", {"subvector": 4, "codebook": 256}),
     ],
@@ -111,7 +125,7 @@ def _structure_only(model, method, layers, options, arch):
                 pq += small - rows * width * 4
                 changed.append({"layer": name})
             continue
-        ranks = choose_ranks(method, layer, name, **options)
+        ranks = choose_ranks(method, layer, name, **{k: v for k, v in options.items() if k != "calibration_images"})
         set_layer(model, name, METHODS[method].build(layer, ranks))
         changed.append({"layer": name, "ranks": ranks})
     if method != "pq":
@@ -241,8 +255,11 @@ def main():
         if method == "pq":
             report = product_quantize(model, layers, arch=arch, **options)
         else:
+            options = dict(options)
+            count = options.pop("calibration_images", 0)  # data-aware svd: training images, eval transforms
+            data = sample_images(_config(args, args.arch), count, key=f"{name}: calibration images") if count else None
             report = decompose(model, method, layers, input_size=(3, args.size, args.size), threads=args.threads,
-                               arch=arch, **options)
+                               arch=arch, data=data, **options)
         seconds = time.perf_counter() - t0
         prefix = os.path.join(args.work, name.replace(" ", "_").replace("+", "_"))
         arch_file = save_compressed(model, prefix, arch)

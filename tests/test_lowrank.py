@@ -82,6 +82,67 @@ def test_cp_contracts_the_mttkrp_and_leaves_tensorly_as_it_was():
     np.testing.assert_allclose(fast, plain, rtol=1e-8, atol=1e-10)
 
 
+# ---------------------------------------------------------------------------- data-aware svd
+
+def _responses(layer, x):
+    """The statistics response_statistics gathers, for one layer on input x."""
+    y = layer(paddle.to_tensor(x)).numpy().astype("float64")
+    y = y.reshape(-1, y.shape[-1]) if y.ndim == 2 else y.transpose(0, 2, 3, 1).reshape(-1, y.shape[1])
+    return {"mean": y.mean(0), "moment": y.T @ y / len(y)}, y
+
+
+def _rows(layer, x):
+    y = layer(paddle.to_tensor(x)).numpy().astype("float64")
+    return y.reshape(-1, y.shape[-1]) if y.ndim == 2 else y.transpose(0, 2, 3, 1).reshape(-1, y.shape[1])
+
+
+DATA_CASES = [(lambda: nn.Linear(24, 18), (64, 24)),
+              (lambda: nn.Conv2D(12, 16, 1, groups=2, bias_attr=False), (4, 12, 5, 5)),
+              (lambda: nn.Conv2D(12, 16, 1, stride=2, padding=1), (4, 12, 6, 6))]
+
+
+@pytest.mark.parametrize("make,shape", DATA_CASES, ids=["linear-bias", "1x1-grouped-no-bias", "1x1-strided-bias"])
+def test_data_aware_svd_is_exact_at_full_rank_and_fits_responses_better(make, shape):
+    paddle.seed(0)
+    layer, m = make(), METHODS["svd"]
+    # correlated inputs with an offset, so the responses have a dominant subspace and a mean
+    rng = np.random.default_rng(0)
+    mix = rng.standard_normal([shape[1 if len(shape) == 4 else 1]] * 2)
+    x = rng.standard_normal(shape) * 0.1
+    x = (np.einsum("nc...,cd->nd...", x, mix) + 0.5).astype("float32") if len(shape) == 4 else \
+        (x @ mix + 0.5).astype("float32")
+    stats, y = _responses(layer, x)
+    full, err = m.factorize(layer, m.max_ranks(layer), responses=stats)
+    assert err < 1e-6
+    np.testing.assert_allclose(_rows(full, x), y, atol=1e-4 * np.abs(y).max())
+    r = max(1, m.max_ranks(layer)[0] // 3)
+    plain, _ = m.factorize(layer, [r])
+    fitted, reported = m.factorize(layer, [r], responses=stats)
+    plain_err, fitted_err = (np.linalg.norm(_rows(f, x) - y) for f in (plain, fitted))
+    assert fitted_err < 0.9 * plain_err  # the rank-r map closest to the layer on these images
+    centred = np.linalg.norm(y - (y.mean(0) if layer.bias is not None else 0))
+    assert reported == pytest.approx(fitted_err / centred, rel=1e-3)  # the reported error is the responses'
+
+
+def test_decompose_with_calibration_images_fits_the_model_responses():
+    from ppzoo.compress.lowrank import response_statistics
+
+    model = _mobilenet()
+    images = np.random.default_rng(0).standard_normal([16, 3, 32, 32]).astype("float32")
+    stats = response_statistics(model, ["fc", "blocks.12.1.0"], images, batch_size=5)
+    assert stats["fc"]["rows"] == 16 and stats["blocks.12.1.0"]["rows"] == 16 * 4 * 4  # 4x4 maps
+    assert stats["fc"]["moment"].shape == (10, 10)
+    reference = paddle.to_tensor(images)
+    with paddle.no_grad():
+        y = model(reference).numpy().astype("float64")
+    np.testing.assert_allclose(stats["fc"]["mean"], y.mean(0), rtol=1e-5, atol=1e-6)
+    report = decompose(model, "svd", ["blocks.12.1.0", "fc"], rank=8, input_size=(3, 32, 32), data=images)
+    assert [r.layer for r in report.layers] == ["blocks.12.1.0", "fc"]
+    assert all(0 <= r.error < 1 for r in report.layers) and report.layers[0].error > 0  # response errors
+    with pytest.raises(ValueError, match="calibration_images.*for svd"):
+        decompose(_mobilenet(), "tucker2", ["stem.0"], rank=[2, 2], input_size=(3, 32, 32), data=images)
+
+
 @pytest.mark.parametrize("method,ranks", [("svd", [1, 4, 8, 16]), ("spatial_svd", [1, 6, 12, 24]),
                                           ("tucker2", [[1, 1], [2, 3], [4, 6], [8, 12]]), ("cp", [1, 4, 12, 24])])
 def test_error_falls_as_rank_grows(method, ranks):
@@ -195,6 +256,8 @@ def test_bad_inputs_are_one_line_errors_naming_the_key():
     ({"name": "tucker2", "vbmf": True, "subvector": 4}, "Slim.lowrank.subvector", "pq only"),
     ({"name": "svd", "rank": 2, "layers": []}, "Slim.lowrank.layers", "non-empty list"),
     ({"name": "svd", "rank": 2, "rnak": 3}, "Slim.lowrank.rnak", "did you mean rank"),
+    ({"name": "tucker2", "rank": 2, "calibration_images": 64}, "Slim.lowrank.calibration_images", "with name: svd"),
+    ({"name": "svd", "rank": 2, "calibration_images": -1}, "Slim.lowrank.calibration_images", "int >= 0"),
 ])
 def test_config_checker(value, key, pattern):
     with pytest.raises(ConfigError, match=pattern) as e:

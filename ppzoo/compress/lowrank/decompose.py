@@ -10,6 +10,11 @@ pattern naming a container takes the layers inside it) or automatically (``"auto
 layer the method takes, kept only where the factorised form needs fewer MAdds and, measured
 with the Paddle Inference predictor at batch 1 and 8 on this CPU, runs at least
 ``min_speedup`` times faster than the original layer on its own input.
+
+With calibration images (``data``), ``svd`` fits each layer's responses on them instead of
+its weights (:func:`response_statistics`; ``factorize.SVD``): the statistics come from one
+pass of the original model, so every layer is fitted to the responses of undecomposed
+inputs.
 """
 import fnmatch
 import os
@@ -18,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
+import paddle
 import paddle.nn as nn
 
 from ...analysis.profile import forward_once
@@ -27,7 +33,7 @@ from .factorize import METHODS, NotFactorizable
 from .rank import energy_rank, evbmf_rank, ratio_rank
 
 __all__ = ["decompose", "rebuild", "select_layers", "layer_shapes", "choose_ranks", "LayerReport", "LowRankReport",
-           "get_layer", "set_layer", "PASS_NAME"]
+           "get_layer", "set_layer", "response_statistics", "PASS_NAME"]
 
 PASS_NAME = "lowrank"
 
@@ -43,7 +49,8 @@ class LayerReport:
     params_after: int
     madds_before: int
     madds_after: int
-    error: Optional[float] = None  # relative Frobenius error of the kernel the factors represent
+    error: Optional[float] = None  # relative error of the kernel the factors represent (data-aware: of the
+    # responses on the calibration images)
     speedup: Optional[Dict[str, float]] = None  # measured (auto plan): {"batch1": x, "batch8": y}
 
 
@@ -226,13 +233,46 @@ def measure_speedup(layer: nn.Layer, factorized: nn.Layer, in_shape, batches=(1,
     return out
 
 
+def response_statistics(model: nn.Layer, names: Sequence[str], images: np.ndarray, batch_size: int = 64) -> dict:
+    """Mean and uncentred second moment of the outputs of the layers ``names`` (a Linear's
+    features, a conv's channels over every pixel) on ``images`` (float32 NCHW), in eval
+    mode: ``{name: {"mean": [out], "moment": [out, out], "rows": int}}`` (float64)."""
+    sums = {n: None for n in names}
+
+    def hook_for(name):
+        def hook(layer, inputs, output):
+            y = output.numpy().astype("float64")
+            y = y.reshape(-1, y.shape[-1]) if y.ndim == 2 else y.transpose(0, 2, 3, 1).reshape(-1, y.shape[1])
+            s = sums[name]
+            if s is None:
+                s = sums[name] = {"sum": np.zeros(y.shape[1]), "moment": np.zeros((y.shape[1],) * 2), "rows": 0}
+            s["sum"] += y.sum(0)
+            s["moment"] += y.T @ y
+            s["rows"] += y.shape[0]
+        return hook
+
+    handles = [get_layer(model, n).register_forward_post_hook(hook_for(n)) for n in names]
+    was_training = model.training
+    model.eval()
+    try:
+        with paddle.no_grad():
+            for start in range(0, len(images), batch_size):
+                model(paddle.to_tensor(images[start:start + batch_size]))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return {n: {"mean": s["sum"] / s["rows"], "moment": s["moment"] / s["rows"], "rows": s["rows"]}
+            for n, s in sums.items() if s is not None}
+
+
 # ---------------------------------------------------------------------------- the pass
 
 def decompose(model: nn.Layer, method: str, layers: Union[str, Sequence[str], None] = "auto",
               rank: Union[int, Sequence[int], None] = None, ratio: Optional[float] = None,
               energy: Optional[float] = None, vbmf: bool = False, input_size: Sequence[int] = (3, 224, 224),
               min_speedup: float = 1.05, threads: int = 2, arch: Optional[dict] = None,
-              where: str = "Slim.lowrank", log=None) -> LowRankReport:
+              where: str = "Slim.lowrank", log=None, data: Optional[np.ndarray] = None) -> LowRankReport:
     """Factorise layers of ``model`` in place and record the ``lowrank`` pass on it.
 
     Args:
@@ -249,6 +289,9 @@ def decompose(model: nn.Layer, method: str, layers: Union[str, Sequence[str], No
         arch (dict, optional): the model's ``Arch`` section, needed to record the pass on a
             model that carries no architecture record yet.
         log (callable, optional): called with one line per decision.
+        data (np.ndarray, optional): calibration images (float32 NCHW): ``svd`` then fits
+            each layer's responses on them (Zhang et al., arXiv 1505.06798, Sec. 3.1) instead
+            of its weights. Default: None (the weights).
 
     Returns:
         LowRankReport: per layer ranks, params, MAdds (closed forms), error, speed-up; and
@@ -264,6 +307,19 @@ def decompose(model: nn.Layer, method: str, layers: Union[str, Sequence[str], No
     shapes = layer_shapes(model, input_size)
     report = LowRankReport(method)
     say = log or (lambda line: None)
+    stats = None
+    if data is not None:
+        if method != "svd":
+            raise ValueError(f"'{where}.calibration_images': the data-aware fit is for svd (Linear and 1x1 "
+                             f"convs), not {method}")
+        takes = []
+        for name in names:
+            try:
+                m.geometry(get_layer(model, name))
+                takes.append(name)
+            except NotFactorizable:
+                pass
+        stats = response_statistics(model, takes, data)  # one pass of the undecomposed model
     for name in names:
         layer = get_layer(model, name)
         try:
@@ -294,12 +350,12 @@ def decompose(model: nn.Layer, method: str, layers: Union[str, Sequence[str], No
                 report.skipped.append({"layer": name, "reason": reason})
                 say(f"{name}: kept ({reason})")
                 continue
-        new, err = m.factorize(layer, ranks)
+        new, err = m.factorize(layer, ranks, responses=stats[name]) if stats else m.factorize(layer, ranks)
         new.train(layer.training)
         set_layer(model, name, new)
         report.layers.append(LayerReport(name, method, ranks, before[0], after[0], before[1], after[1], err, speedup))
         say(f"{name}: {_describe(layer)} -> {method} ranks {ranks}, params {before[0]:,} -> {after[0]:,}, "
-            f"MAdds {before[1]:,} -> {after[1]:,}, kernel error {err:.4f}"
+            f"MAdds {before[1]:,} -> {after[1]:,}, {'response' if stats else 'kernel'} error {err:.4f}"
             + (f", measured {speedup['batch1']:.2f}x / {speedup['batch8']:.2f}x" if speedup else ""))
     if not auto and not report.layers and report.skipped:
         first = report.skipped[0]

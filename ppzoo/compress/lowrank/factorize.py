@@ -6,7 +6,12 @@ like any other layer) and knows, in closed form, its parameters and MAdds:
 
 * ``svd`` -- truncated SVD. ``Linear(in, out)`` -> ``Linear(in, r)`` + ``Linear(r, out)``
   (Denton et al., arXiv 1404.0736, Sec. 3.2; Xue et al., Interspeech 2013); a 1x1 conv
-  -> two 1x1 convs (C -> r -> N), per group for grouped convs.
+  -> two 1x1 convs (C -> r -> N), per group for grouped convs. Given the statistics of the
+  layer's outputs on calibration images, the same structure is fitted to the responses
+  instead of the weights (Zhang et al., arXiv 1505.06798, Sec. 3.1, the linear case):
+  ``y' = P P^T (y - m) + m`` with ``P`` the top-r eigenvectors of the responses' covariance
+  and ``m`` their mean (for a layer without bias: the uncentred second moment and m = 0, so
+  no bias is added), the rank-r map closest to the layer on those images.
 * ``spatial_svd`` -- Jaderberg, Vedaldi and Zisserman, BMVC 2014 (arXiv 1405.3866),
   Sec. 2.2 "scheme 2": a k_h x k_w conv -> a k_h x 1 conv with K outputs then a 1 x k_w
   conv, from the SVD of the kernel rearranged as a (C k_h) x (N k_w) matrix (the
@@ -253,7 +258,13 @@ class SVD(_Method):
                           _conv(g.cin, g.groups * r, 1, g.stride, g.padding, g.dilation, g.groups),
                           _conv(g.groups * r, g.cout, 1, groups=g.groups, bias=g.bias))
 
-    def factorize(self, layer, ranks):
+    def factorize(self, layer, ranks, responses=None):
+        """``responses`` (optional): ``{"mean": [out], "moment": [out, out]}`` of the layer's
+        outputs on calibration images (:func:`response_statistics`); then the factors fit
+        the responses (module docstring) and the error returned is the relative error of
+        the responses on those images."""
+        if responses is not None:
+            return self._fit_responses(layer, ranks, responses)
         (r,), g = ranks, self.geometry(layer)
         new = self.build(layer, ranks)
         first, second = new[0], new[1]
@@ -273,6 +284,40 @@ class SVD(_Method):
         if layer.bias is not None:
             _set(new[-1].bias, layer.bias.numpy())
         return new, _relative_error(w, approx)
+
+
+    def _fit_responses(self, layer, ranks, responses):
+        (r,), g = ranks, self.geometry(layer)
+        new = self.build(layer, ranks)
+        mean, moment = (np.asarray(responses[k], dtype="float64") for k in ("mean", "moment"))
+        groups = 1 if g is None else g.groups
+        w = layer.weight.numpy().astype("float64")
+        w = w.T if g is None else w.reshape(g.cout, g.cin_g)  # [out, in per group], y = W x + b
+        bias = layer.bias.numpy().astype("float64") if layer.bias is not None else None
+        n = w.shape[0] // groups
+        firsts, seconds, new_bias, kept, total = [], [], [], 0.0, 0.0
+        for k in range(groups):
+            rows = slice(k * n, (k + 1) * n)
+            cov = moment[rows, rows] - (np.outer(mean[rows], mean[rows]) if bias is not None else 0.0)
+            values, vectors = np.linalg.eigh((cov + cov.T) / 2)
+            p = vectors[:, np.argsort(values)[::-1][:r]]  # [n, r], the top-r principal directions
+            firsts.append(p.T @ w[rows])  # [r, in per group]
+            seconds.append(p)
+            if bias is not None:  # y' = P P^T (y - m) + m  =>  second layer's bias P P^T (b - m) + m
+                new_bias.append(p @ (p.T @ (bias[rows] - mean[rows])) + mean[rows])
+            kept += float(np.clip(values, 0, None)[np.argsort(values)[::-1][:r]].sum())
+            total += float(np.clip(values, 0, None).sum())
+        first, second = np.concatenate(firsts), np.concatenate(seconds)  # [g*r, in/g], [out, r]
+        if g is None:  # Linear weights are [in, out]
+            _set(new[0].weight, first.T)
+            _set(new[1].weight, second.T)
+        else:
+            _set(new[0].weight, first)
+            _set(new[1].weight, second)
+        if bias is not None:
+            _set(new[-1].bias, np.concatenate(new_bias))
+        # E||y - y'||^2 / E||y - m||^2 on the calibration images: the variance the dropped directions held
+        return new, float(np.sqrt(max(total - kept, 0.0) / total)) if total > 0 else 0.0
 
 
 class SpatialSVD(_Method):

@@ -7,6 +7,7 @@ Slim:
     layers: [pre_logits.*]   # name patterns, or auto (default)
     rank: 256            # or ratio: 0.2 (share of weights kept) | energy: 0.9 | vbmf: true
     fine_tune_epochs: 1  # the ordinary trainer on the config's data and optimizer
+    calibration_images: 0  # svd: > 0 fits the responses on this many training images
 ```
 pq takes ``subvector`` (d, default 4) or ``subspaces`` (M), and ``codebook`` (K, 2..256)
 instead of a rank.
@@ -35,6 +36,7 @@ SPEC = {
     "min_speedup": (float, 1.05),
     "input_size": (Optional[List[int]], None),
     "fine_tune_epochs": (int, 0),
+    "calibration_images": (int, 0),
 }
 _PQ_KEYS = ("subvector", "subspaces")
 _W = "Slim.lowrank"
@@ -95,6 +97,9 @@ def check_lowrank(section, resolved: dict) -> dict:
         _fail(f"'{_W}.min_speedup' must be > 0, got {p['min_speedup']}", "min_speedup")
     if p["fine_tune_epochs"] < 0:
         _fail(f"'{_W}.fine_tune_epochs' must be >= 0, got {p['fine_tune_epochs']}", "fine_tune_epochs")
+    if p["calibration_images"] < 0 or (p["calibration_images"] and name != "svd"):
+        _fail(f"'{_W}.calibration_images' is svd's data-aware fit: an int >= 0 with name: svd, got "
+              f"{p['calibration_images']} with name: {name}", "calibration_images")
     size = p["input_size"]
     if size is not None and (len(size) != 3 or min(size) < 1):
         _fail(f"'{_W}.input_size' must be [C, H, W] with positive sizes, got {size}", "input_size")
@@ -114,8 +119,13 @@ def run_lowrank(model, ctx):
                                   where=where, log=log)
     else:
         size = p["input_size"] or ctx.cfg["Global"]["image_shape"]
+        data = None
+        if p["calibration_images"]:
+            from ...data import sample_images
+
+            data = sample_images(ctx.cfg, p["calibration_images"], key=f"{where}.calibration_images")
         report = decompose(model, p["name"], p["layers"], p["rank"], p["ratio"], p["energy"], p["vbmf"], size,
-                           p["min_speedup"], arch=ctx.arch, where=where, log=log)
+                           p["min_speedup"], arch=ctx.arch, where=where, log=log, data=data)
     info = report.as_dict()
     if not report.layers:
         log(f"{where}: {p['name']} changed no layer")

@@ -46,37 +46,11 @@ ONEDNN_INT8_OPS = ("concat", "conv2d", "depthwise_conv2d", "fused_conv2d", "elem
 def calibration_batches(cfg: dict, calib_batches: int, batch_size: int, seed: int = 0) -> np.ndarray:
     """``calib_batches * batch_size`` images of ``DataLoader.Train``'s dataset, drawn at random
     (seeded) and transformed with ``DataLoader.Eval``'s transforms (the deployed
-    preprocessing), as one float32 NCHW array."""
-    from ...data import build_dataset
+    preprocessing), as one float32 NCHW array (:func:`ppzoo.data.sample_images`)."""
+    from ...data import sample_images
 
-    loaders = cfg.get("DataLoader") or {}
-    if "Train" not in loaders:
-        raise ValueError("calibration takes training images: the config needs DataLoader.Train")
-    dataset_cfg = dict(loaders["Train"]["dataset"])
-    eval_ops = ((loaders.get("Eval") or {}).get("dataset") or {}).get("transform_ops")
-    if eval_ops:
-        dataset_cfg["transform_ops"] = eval_ops
-    dataset_cfg.pop("batch_transform_ops", None)
-    try:
-        dataset = build_dataset(dataset_cfg)
-    except ValueError as e:
-        raise ValueError(f"calibration set (DataLoader.Train.dataset): {e}") from None
-    need = calib_batches * batch_size
-    if len(dataset) < need:
-        raise ValueError(f"calibration set DataLoader.Train.dataset has {len(dataset)} images, fewer than "
-                         f"Slim.quant.calib_batches x batch_size = {calib_batches} x {batch_size} = {need}; "
-                         "lower calib_batches or batch_size")
-    order = np.random.default_rng(seed).permutation(len(dataset))
-    images = []
-    for idx in order:
-        image, _ = dataset[int(idx)]
-        if image is not None:  # an undecodable image: take the next one
-            images.append(image)
-        if len(images) == need:
-            break
-    if len(images) < need:
-        raise ValueError(f"calibration set: only {len(images)} of the {need} images needed could be decoded")
-    return np.stack(images).astype("float32")
+    return sample_images(cfg, calib_batches * batch_size, seed,
+                         key=f"Slim.quant.calib_batches x batch_size = {calib_batches} x {batch_size}")
 
 
 def agreement(output: np.ndarray, reference: np.ndarray) -> dict:
