@@ -56,6 +56,8 @@ PRESETS = {
          {"ratio": 0.33}),
         ("cp conv3-5 ratio 0.33", "cp", ["features.6", "features.8", "features.10"], {"ratio": 0.33}),
         ("pq fc6-8 d4 K256", "pq", ["pre_logits.*", "fc"], {"subvector": 4, "codebook": 256}),
+        ("pq fc6-8 d4 K256 data-aware", "pq", ["pre_logits.*", "fc"],
+         {"subvector": 4, "codebook": 256, "calibration_images": 512}),
     ],
     "alexnet": [
         ("svd fc6+fc7 rank 256", "svd", ["pre_logits.*"], {"rank": 256}),
@@ -65,12 +67,15 @@ PRESETS = {
          {"ratio": 0.33}),
         ("cp conv3-5 ratio 0.33", "cp", ["features.8", "features.10", "features.12"], {"ratio": 0.33}),
         ("pq fc6-8 d4 K256", "pq", ["pre_logits.*", "fc"], {"subvector": 4, "codebook": 256}),
+        ("pq fc6-8 d4 K256 data-aware", "pq", ["pre_logits.*", "fc"],
+         {"subvector": 4, "codebook": 256, "calibration_images": 512}),
     ],
     "mobilenet_v1": [
         ("svd classifier rank 4", "svd", ["fc"], {"rank": 4}),
         ("svd classifier rank 4 data-aware", "svd", ["fc"], {"rank": 4, "calibration_images": 512}),
         ("svd 1x1 auto energy 0.9", "svd", "auto", {"energy": 0.9}),
         ("pq FC+1x1 d4 K256", "pq", "auto", {"subvector": 4, "codebook": 256}),
+        ("pq FC+1x1 d4 K256 data-aware", "pq", "auto", {"subvector": 4, "codebook": 256, "calibration_images": 512}),
     ],
     "resnet": [  # ResNet-18/34 basic blocks: every 3x3 conv of the four stages (the stem's 7x7 / 3x3 kept)
         ("tucker2 3x3 ratio 0.33", "tucker2", ["stages.*.branch.*.0"], {"ratio": 0.33}),
@@ -82,6 +87,7 @@ PRESETS = {
         ("svd 1x1+fc auto energy 0.9", "svd", "auto", {"energy": 0.9}),
         ("spatial_svd depthwise rank 1", "spatial_svd", ["stages.*.depthwise.0"], {"rank": 1}),
         ("pq FC+1x1 d2 K16", "pq", "auto", {"subvector": 2, "codebook": 16}),
+        ("pq FC+1x1 d2 K16 data-aware", "pq", "auto", {"subvector": 2, "codebook": 16, "calibration_images": 512}),
     ],
 }
 
@@ -252,12 +258,12 @@ def main():
             rows.append(row)
             models[name] = model
             continue
+        options = dict(options)
+        count = options.pop("calibration_images", 0)  # data-aware: training images, eval transforms
+        data = sample_images(_config(args, args.arch), count, key=f"{name}: calibration images") if count else None
         if method == "pq":
-            report = product_quantize(model, layers, arch=arch, **options)
+            report = product_quantize(model, layers, arch=arch, data=data, **options)
         else:
-            options = dict(options)
-            count = options.pop("calibration_images", 0)  # data-aware svd: training images, eval transforms
-            data = sample_images(_config(args, args.arch), count, key=f"{name}: calibration images") if count else None
             report = decompose(model, method, layers, input_size=(3, args.size, args.size), threads=args.threads,
                                arch=arch, data=data, **options)
         seconds = time.perf_counter() - t0

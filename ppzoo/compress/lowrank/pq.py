@@ -5,8 +5,9 @@ Jegou, Douze and Schmid, "Product quantization for nearest neighbor search", TPA
 Networks for Mobile Devices", arXiv 1512.06473, Sec. 3.1 (Eq. 3-4): the input dimension of
 a layer's weight is split into M sub-spaces of width d; in each, the weight sub-vectors of
 all output units are clustered by k-means into K centroids (K <= 256), so a layer is stored
-as uint8 codes [M, outputs] plus float32 codebooks [M, K, d]. Their error-correcting
-(activation-aware) variant is not implemented: the codebooks minimise the weight error.
+as uint8 codes [M, outputs] plus float32 codebooks [M, K, d]. The codebooks minimise the
+weight error; with calibration images (``data``) they are then refined to minimise the error
+of the layer's outputs instead, the error correction of Wu et al. Sec. 3.2 (:func:`pq_refine`).
 
 The quantized model stays a plain model with dense weights equal to ``codebook[codes]``;
 those weights are frozen (``trainable = False``) so that fine-tuning trains the rest (biases,
@@ -27,8 +28,8 @@ from ...utils.fileio import atomic_write
 from ..base import add_pass
 from .decompose import PASS_NAME, get_layer, select_layers
 
-__all__ = ["product_quantize", "pq_encode", "pq_decode", "pq_bytes", "save_pq", "load_pq", "freeze_quantized",
-           "PQLayerReport", "PQReport", "PQ_SUFFIX"]
+__all__ = ["product_quantize", "pq_encode", "pq_decode", "pq_refine", "pq_response_error", "input_moments", "pq_bytes",
+           "save_pq", "load_pq", "freeze_quantized", "PQLayerReport", "PQReport", "PQ_SUFFIX"]
 
 PQ_SUFFIX = ".pq.npz"
 _SEP = "::"
@@ -43,6 +44,8 @@ class PQLayerReport:
     dense_bytes: int
     pq_bytes: int
     error: float  # relative Frobenius error of the weight
+    # with calibration images: relative error of the outputs on them, after k-means -> after correction
+    response_error: Optional[List[float]] = None
 
 
 @dataclass
@@ -114,6 +117,140 @@ def pq_decode(codes: np.ndarray, codebooks: np.ndarray) -> np.ndarray:
     return np.concatenate([codebooks[i][codes[i]] for i in range(m)], axis=1)
 
 
+def pq_response_error(matrix: np.ndarray, approx: np.ndarray, grams: Sequence[np.ndarray]) -> float:
+    """Relative error of the outputs, sqrt(E||x (W - W')||^2 / E||x W||^2), from the inputs'
+    second moments: ``grams`` holds one [width, width] matrix per group of rows (one for a
+    Linear or an ungrouped conv)."""
+    rows = matrix.shape[0] // len(grams)
+    num = den = 0.0
+    for g, gram in enumerate(grams):
+        w, delta = matrix[g * rows:(g + 1) * rows], (matrix - approx)[g * rows:(g + 1) * rows]
+        num += float(np.einsum("ji,ik,jk->", delta, gram, delta))
+        den += float(np.einsum("ji,ik,jk->", w, gram, w))
+    return float(np.sqrt(max(num, 0.0) / den)) if den > 0 else 0.0
+
+
+def pq_refine(matrix: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, grams: Sequence[np.ndarray],
+              sweeps: int = 2, lloyd: int = 2, ridge: float = 1.0):
+    """Error correction of a product-quantized weight (Wu et al., arXiv 1512.06473, Sec. 3.2):
+    codes and codebooks that minimise the error of the layer's outputs on calibration inputs,
+    ``E ||x (W - W')||^2 = tr((W - W') G (W - W')^T)`` with G the inputs' second moment, instead
+    of the weight error.
+
+    Block coordinate descent from the k-means solution: for one sub-space at a time, with the
+    others fixed, the objective is a k-means in the metric G_mm of targets shifted by the
+    other sub-spaces' errors (t_j = w_j + G_mm^-1 z_j, z_j the cross terms), solved by ``lloyd``
+    Lloyd iterations (assignment in that metric, then the closed-form centroids); ``sweeps``
+    passes over all sub-spaces. Every step minimises the objective exactly in its variables, so
+    it never rises. Grouped 1x1 convs have one G per group of output units (``grams``).
+
+    Args:
+        matrix (np.ndarray): the weight [rows, width] (a row per output unit).
+        codes, codebooks: :func:`pq_encode`'s result ([M, rows] uint8, [M, K, d]).
+        grams (list of np.ndarray): [width, width] input second moments, one per group of rows.
+        sweeps (int): passes over the sub-spaces. Default: 2.
+        lloyd (int): Lloyd iterations per sub-space and pass. Default: 2.
+        ridge (float): G + ridge * mean(diag G) * I is the metric: the weight error's share of
+            the objective, which keeps directions the calibration inputs do not span (fewer
+            images than a Linear's width, inputs that never vary) near the k-means weights.
+            Default: 1.0. Measured on the CIFAR-10 AlexNet's fc6 (2304 inputs; d 4, K 256; 512
+            calibration images, one sweep), the output error on 512 other images: 0.275 with
+            k-means, 0.172 / 0.136 / 0.115 corrected at ridge 0.01 / 0.1 / 1.0 (on the
+            calibration images themselves: 0.071 / 0.081 / 0.098).
+
+    Returns:
+        (codes, codebooks), same shapes and dtypes.
+    """
+    w = np.asarray(matrix, dtype="float64")
+    rows, width = w.shape
+    m, k, d = codebooks.shape
+    groups = len(grams)
+    per = rows // groups
+    grams = [np.asarray(gram, dtype="float64") for gram in grams]
+    grams = [gram + np.eye(width) * (ridge * max(np.trace(gram) / width, 1e-12)) for gram in grams]
+    codes, books = codes.copy(), codebooks.astype("float64")
+    approx = pq_decode(codes, books)
+    delta = w - approx
+    h = np.concatenate([delta[g * per:(g + 1) * per] @ grams[g] for g in range(groups)])  # rows of delta G
+    for _ in range(sweeps):
+        for i in range(m):
+            cols = slice(i * d, (i + 1) * d)
+            blocks = [gram[cols, cols] for gram in grams]  # the sub-space's metric
+            z = np.empty([rows, d])
+            t = np.empty([rows, d])
+            for g in range(groups):
+                r = slice(g * per, (g + 1) * per)
+                z[r] = h[r, cols] - delta[r, cols] @ grams[g][cols, cols]
+                t[r] = w[r, cols] + np.linalg.solve(blocks[g], z[r].T).T
+            book, code = books[i], codes[i].astype("int64")
+            for _ in range(lloyd):
+                cost = np.empty([rows, k])
+                for g in range(groups):  # (t - c)^T G (t - c) up to a constant per row
+                    r = slice(g * per, (g + 1) * per)
+                    cg = book @ blocks[g]
+                    cost[r] = (cg * book).sum(1)[None] - 2 * t[r] @ cg.T
+                code = cost.argmin(1)
+                a, b = np.zeros([k, d, d]), np.zeros([k, d])  # c = (sum_j G_j)^-1 sum_j G_j t_j, rows coded c
+                for g in range(groups):
+                    r = slice(g * per, (g + 1) * per)
+                    a += np.bincount(code[r], minlength=k)[:, None, None] * blocks[g]
+                    sums = np.zeros([k, d])
+                    np.add.at(sums, code[r], t[r])
+                    b += sums @ blocks[g]  # blocks are symmetric
+                used = np.flatnonzero(a[:, 0, 0] > 0)  # an empty cluster keeps its centroid
+                book[used] = np.linalg.solve(a[used], b[used][..., None])[..., 0]
+            new = book[code]
+            change = (w[:, cols] - new) - delta[:, cols]
+            delta[:, cols] += change
+            for g in range(groups):
+                r = slice(g * per, (g + 1) * per)
+                h[r] += change[r] @ grams[g][cols, :]
+            books[i], codes[i] = book, code.astype("uint8")
+    return codes, books.astype("float32")
+
+
+def input_moments(model: nn.Layer, names: Sequence[str], images: np.ndarray, batch_size: int = 64) -> dict:
+    """Uncentred second moments of the inputs of the Linear / 1x1-conv layers ``names`` on
+    ``images`` (float32 NCHW), in eval mode, as the layers see them (a conv's input padded and
+    sampled at its stride): ``{name: [G per group]}``, each [width, width] float64."""
+    import paddle
+
+    acc = {}
+
+    def hook_for(name, layer):
+        def hook(lay, inputs):
+            x = inputs[0].numpy().astype("float64")
+            groups = 1
+            if isinstance(lay, nn.Conv2D):
+                pad = [int(p) for p in lay._updated_padding]
+                pad = (pad[0], pad[0], pad[1], pad[1]) if len(pad) == 2 else tuple(pad)
+                if any(pad):
+                    x = np.pad(x, [(0, 0), (0, 0), pad[:2], pad[2:]])
+                x = x[:, :, ::lay._stride[0], ::lay._stride[1]]
+                x = x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+                groups = int(lay._groups)
+            per = x.shape[1] // groups
+            grams = [x[:, g * per:(g + 1) * per].T @ x[:, g * per:(g + 1) * per] for g in range(groups)]
+            s = acc.setdefault(name, {"grams": [np.zeros_like(gm) for gm in grams], "rows": 0})
+            for total, gram in zip(s["grams"], grams):
+                total += gram
+            s["rows"] += x.shape[0]
+        return hook
+
+    handles = [get_layer(model, n).register_forward_pre_hook(hook_for(n, get_layer(model, n))) for n in names]
+    was_training = model.training
+    model.eval()
+    try:
+        with paddle.no_grad():
+            for start in range(0, len(images), batch_size):
+                model(paddle.to_tensor(images[start:start + batch_size]))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return {n: [g / s["rows"] for g in s["grams"]] for n, s in acc.items()}
+
+
 def _recover(matrix: np.ndarray, subvector: int):
     """Codes and codebooks of a weight that lies on its codebooks (distinct sub-vectors)."""
     rows, width = matrix.shape
@@ -131,7 +268,8 @@ def _recover(matrix: np.ndarray, subvector: int):
 
 def product_quantize(model: nn.Layer, layers: Union[str, Sequence[str], None] = "auto",
                      subvector: Optional[int] = None, subspaces: Optional[int] = None, codebook: int = 256,
-                     seed: int = 0, arch: Optional[dict] = None, where: str = "Slim.lowrank", log=None) -> PQReport:
+                     seed: int = 0, arch: Optional[dict] = None, where: str = "Slim.lowrank", log=None,
+                     data: Optional[np.ndarray] = None) -> PQReport:
     """Product-quantize the weights of ``model``'s Linear and 1x1-conv layers in place.
 
     Args:
@@ -144,6 +282,8 @@ def product_quantize(model: nn.Layer, layers: Union[str, Sequence[str], None] = 
         seed (int): k-means seed. Default: 0.
         arch (dict, optional): the model's ``Arch`` section (see ``decompose``).
         log (callable, optional): called with one line per decision.
+        data (np.ndarray, optional): calibration images (float32 NCHW): the codebooks are
+            then error-corrected on the layers' inputs (:func:`pq_refine`). Default: None.
     """
     if subvector is not None and subspaces is not None:
         raise ValueError(f"'{where}': give subvector (d) or subspaces (M) for pq, not both")
@@ -158,6 +298,8 @@ def product_quantize(model: nn.Layer, layers: Union[str, Sequence[str], None] = 
     names = [n for n, l in model.named_sublayers() if isinstance(l, (nn.Linear, nn.Conv2D))] if auto else \
         select_layers(model, layers, f"{where}.layers")
     report, say = PQReport(), log or (lambda line: None)
+    moments = input_moments(model, [n for n in names if _takes(get_layer(model, n)) is None], data) \
+        if data is not None else {}  # one pass of the unquantized model
     for name in names:
         layer = get_layer(model, name)
         reason = _takes(layer)
@@ -184,15 +326,21 @@ def product_quantize(model: nn.Layer, layers: Union[str, Sequence[str], None] = 
                 say(f"{name}: kept ({reason})")
             continue
         codes, books = pq_encode(matrix, d, codebook, seed)
+        response = None
+        if name in moments:
+            before = pq_response_error(matrix, pq_decode(codes, books), moments[name])
+            codes, books = pq_refine(matrix, codes, books, moments[name])
+            response = [before, pq_response_error(matrix, pq_decode(codes, books), moments[name])]
         approx = pq_decode(codes, books)
         layer.weight.set_value(_from_matrix(approx, layer.weight.shape, isinstance(layer, nn.Linear)))
         layer.weight.trainable = False
         norm = float(np.linalg.norm(matrix))
         err = float(np.linalg.norm(matrix - approx)) / norm if norm else 0.0
-        entry = PQLayerReport(name, width // d, d, books.shape[1], dense, small, err)
+        entry = PQLayerReport(name, width // d, d, books.shape[1], dense, small, err, response)
         report.layers.append(entry)
         say(f"{name}: pq M={entry.subspaces} d={d} K={entry.codebook}, {dense:,} -> {small:,} bytes, "
-            f"weight error {err:.4f}")
+            f"weight error {err:.4f}" + (f", output error {response[0]:.4f} -> {response[1]:.4f} corrected"
+                                         if response else ""))
     if not auto and not report.layers and report.skipped:
         first = report.skipped[0]
         raise ValueError(f"'{where}.layers': pq can quantize none of the layers the patterns pick "

@@ -7,7 +7,7 @@ Slim:
     layers: [pre_logits.*]   # name patterns, or auto (default)
     rank: 256            # or ratio: 0.2 (share of weights kept) | energy: 0.9 | vbmf: true
     fine_tune_epochs: 1  # the ordinary trainer on the config's data and optimizer
-    calibration_images: 0  # svd: > 0 fits the responses on this many training images
+    calibration_images: 0  # svd, pq: > 0 fits the layers' responses on this many training images
 ```
 pq takes ``subvector`` (d, default 4) or ``subspaces`` (M), and ``codebook`` (K, 2..256)
 instead of a rank.
@@ -97,9 +97,9 @@ def check_lowrank(section, resolved: dict) -> dict:
         _fail(f"'{_W}.min_speedup' must be > 0, got {p['min_speedup']}", "min_speedup")
     if p["fine_tune_epochs"] < 0:
         _fail(f"'{_W}.fine_tune_epochs' must be >= 0, got {p['fine_tune_epochs']}", "fine_tune_epochs")
-    if p["calibration_images"] < 0 or (p["calibration_images"] and name != "svd"):
-        _fail(f"'{_W}.calibration_images' is svd's data-aware fit: an int >= 0 with name: svd, got "
-              f"{p['calibration_images']} with name: {name}", "calibration_images")
+    if p["calibration_images"] < 0 or (p["calibration_images"] and name not in ("svd", "pq")):
+        _fail(f"'{_W}.calibration_images' fits svd or pq to the layers' responses: an int >= 0 with name: svd or "
+              f"pq, got {p['calibration_images']} with name: {name}", "calibration_images")
     size = p["input_size"]
     if size is not None and (len(size) != 3 or min(size) < 1):
         _fail(f"'{_W}.input_size' must be [C, H, W] with positive sizes, got {size}", "input_size")
@@ -114,16 +114,16 @@ def run_lowrank(model, ctx):
 
     p, log = ctx.params, ctx.logger.info
     where = f"Slim.{ctx.key}"
+    data = None
+    if p["calibration_images"]:
+        from ...data import sample_images
+
+        data = sample_images(ctx.cfg, p["calibration_images"], key=f"{where}.calibration_images")
     if p["name"] == "pq":
         report = product_quantize(model, p["layers"], p["subvector"], p["subspaces"], p["codebook"], arch=ctx.arch,
-                                  where=where, log=log)
+                                  where=where, log=log, data=data)
     else:
         size = p["input_size"] or ctx.cfg["Global"]["image_shape"]
-        data = None
-        if p["calibration_images"]:
-            from ...data import sample_images
-
-            data = sample_images(ctx.cfg, p["calibration_images"], key=f"{where}.calibration_images")
         report = decompose(model, p["name"], p["layers"], p["rank"], p["ratio"], p["energy"], p["vbmf"], size,
                            p["min_speedup"], arch=ctx.arch, where=where, log=log, data=data)
     info = report.as_dict()
