@@ -7,7 +7,7 @@ a layer's weight is split into M sub-spaces of width d; in each, the weight sub-
 all output units are clustered by k-means into K centroids (K <= 256), so a layer is stored
 as uint8 codes [M, outputs] plus float32 codebooks [M, K, d]. The codebooks minimise the
 weight error; with calibration images (``data``) they are then refined to minimise the error
-of the layer's outputs instead, the error correction of Wu et al. Sec. 3.2 (:func:`pq_refine`).
+of the layer's outputs instead, the error correction of Wu et al., Sec. 3.3 (:func:`pq_refine`).
 
 The quantized model stays a plain model with dense weights equal to ``codebook[codes]``;
 those weights are frozen (``trainable = False``) so that fine-tuning trains the rest (biases,
@@ -132,10 +132,11 @@ def pq_response_error(matrix: np.ndarray, approx: np.ndarray, grams: Sequence[np
 
 def pq_refine(matrix: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, grams: Sequence[np.ndarray],
               sweeps: int = 2, lloyd: int = 2, ridge: float = 1.0):
-    """Error correction of a product-quantized weight (Wu et al., arXiv 1512.06473, Sec. 3.2):
+    """Error correction of a product-quantized weight (Wu et al., arXiv 1512.06473, Sec. 3.3):
     codes and codebooks that minimise the error of the layer's outputs on calibration inputs,
     ``E ||x (W - W')||^2 = tr((W - W') G (W - W')^T)`` with G the inputs' second moment, instead
-    of the weight error.
+    of the weight error. The inputs are the unquantized model's (Wu et al. also feed each layer
+    the quantized layers before it, to stop the error accumulating; not done here).
 
     Block coordinate descent from the k-means solution: for one sub-space at a time, with the
     others fixed, the objective is a k-means in the metric G_mm of targets shifted by the
