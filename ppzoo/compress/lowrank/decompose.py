@@ -233,25 +233,18 @@ def measure_speedup(layer: nn.Layer, factorized: nn.Layer, in_shape, batches=(1,
     return out
 
 
-def response_statistics(model: nn.Layer, names: Sequence[str], images: np.ndarray, batch_size: int = 64) -> dict:
-    """Mean and uncentred second moment of the outputs of the layers ``names`` (a Linear's
-    features, a conv's channels over every pixel) on ``images`` (float32 NCHW), in eval
-    mode: ``{name: {"mean": [out], "moment": [out, out], "rows": int}}`` (float64)."""
-    sums = {n: None for n in names}
-
+def run_with_hooks(model: nn.Layer, names: Sequence[str], images: np.ndarray, seen, inputs: bool = False,
+                   batch_size: int = 64) -> None:
+    """One eval-mode pass of ``model`` over ``images`` (float32 NCHW) calling
+    ``seen(name, layer, array)`` with the output (or, ``inputs=True``, the input) of each
+    layer in ``names`` as float64 numpy, batch by batch; the hooks are removed after."""
     def hook_for(name):
-        def hook(layer, inputs, output):
-            y = output.numpy().astype("float64")
-            y = y.reshape(-1, y.shape[-1]) if y.ndim == 2 else y.transpose(0, 2, 3, 1).reshape(-1, y.shape[1])
-            s = sums[name]
-            if s is None:
-                s = sums[name] = {"sum": np.zeros(y.shape[1]), "moment": np.zeros((y.shape[1],) * 2), "rows": 0}
-            s["sum"] += y.sum(0)
-            s["moment"] += y.T @ y
-            s["rows"] += y.shape[0]
-        return hook
+        if inputs:
+            return lambda layer, args: seen(name, layer, args[0].numpy().astype("float64"))
+        return lambda layer, args, output: seen(name, layer, output.numpy().astype("float64"))
 
-    handles = [get_layer(model, n).register_forward_post_hook(hook_for(n)) for n in names]
+    handles = [(get_layer(model, n).register_forward_pre_hook if inputs else
+                get_layer(model, n).register_forward_post_hook)(hook_for(n)) for n in names]
     was_training = model.training
     model.eval()
     try:
@@ -259,11 +252,27 @@ def response_statistics(model: nn.Layer, names: Sequence[str], images: np.ndarra
             for start in range(0, len(images), batch_size):
                 model(paddle.to_tensor(images[start:start + batch_size]))
     finally:
-        for h in handles:
-            h.remove()
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
+
+
+def response_statistics(model: nn.Layer, names: Sequence[str], images: np.ndarray, batch_size: int = 64) -> dict:
+    """Mean and uncentred second moment of the outputs of the layers ``names`` (a Linear's
+    features, a conv's channels over every pixel) on ``images`` (float32 NCHW), in eval
+    mode: ``{name: {"mean": [out], "moment": [out, out], "rows": int}}`` (float64)."""
+    sums = {}
+
+    def seen(name, layer, y):
+        y = y.reshape(-1, y.shape[-1]) if y.ndim == 2 else y.transpose(0, 2, 3, 1).reshape(-1, y.shape[1])
+        s = sums.setdefault(name, {"sum": np.zeros(y.shape[1]), "moment": np.zeros((y.shape[1],) * 2), "rows": 0})
+        s["sum"] += y.sum(0)
+        s["moment"] += y.T @ y
+        s["rows"] += y.shape[0]
+
+    run_with_hooks(model, names, images, seen, batch_size=batch_size)
     return {n: {"mean": s["sum"] / s["rows"], "moment": s["moment"] / s["rows"], "rows": s["rows"]}
-            for n, s in sums.items() if s is not None}
+            for n, s in sums.items()}
 
 
 # ---------------------------------------------------------------------------- the pass

@@ -26,7 +26,7 @@ import paddle.nn as nn
 
 from ...utils.fileio import atomic_write
 from ..base import add_pass
-from .decompose import PASS_NAME, get_layer, select_layers
+from .decompose import PASS_NAME, get_layer, run_with_hooks, select_layers
 
 __all__ = ["product_quantize", "pq_encode", "pq_decode", "pq_refine", "pq_response_error", "input_moments", "pq_bytes",
            "save_pq", "load_pq", "freeze_quantized", "PQLayerReport", "PQReport", "PQ_SUFFIX"]
@@ -214,41 +214,26 @@ def input_moments(model: nn.Layer, names: Sequence[str], images: np.ndarray, bat
     """Uncentred second moments of the inputs of the Linear / 1x1-conv layers ``names`` on
     ``images`` (float32 NCHW), in eval mode, as the layers see them (a conv's input padded and
     sampled at its stride): ``{name: [G per group]}``, each [width, width] float64."""
-    import paddle
-
     acc = {}
 
-    def hook_for(name, layer):
-        def hook(lay, inputs):
-            x = inputs[0].numpy().astype("float64")
-            groups = 1
-            if isinstance(lay, nn.Conv2D):
-                pad = [int(p) for p in lay._updated_padding]
-                pad = (pad[0], pad[0], pad[1], pad[1]) if len(pad) == 2 else tuple(pad)
-                if any(pad):
-                    x = np.pad(x, [(0, 0), (0, 0), pad[:2], pad[2:]])
-                x = x[:, :, ::lay._stride[0], ::lay._stride[1]]
-                x = x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
-                groups = int(lay._groups)
-            per = x.shape[1] // groups
-            grams = [x[:, g * per:(g + 1) * per].T @ x[:, g * per:(g + 1) * per] for g in range(groups)]
-            s = acc.setdefault(name, {"grams": [np.zeros_like(gm) for gm in grams], "rows": 0})
-            for total, gram in zip(s["grams"], grams):
-                total += gram
-            s["rows"] += x.shape[0]
-        return hook
+    def seen(name, layer, x):
+        groups = 1
+        if isinstance(layer, nn.Conv2D):
+            pad = [int(p) for p in layer._updated_padding]
+            pad = (pad[0], pad[0], pad[1], pad[1]) if len(pad) == 2 else tuple(pad)
+            if any(pad):
+                x = np.pad(x, [(0, 0), (0, 0), pad[:2], pad[2:]])
+            x = x[:, :, ::layer._stride[0], ::layer._stride[1]]
+            x = x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+            groups = int(layer._groups)
+        per = x.shape[1] // groups
+        grams = [x[:, g * per:(g + 1) * per].T @ x[:, g * per:(g + 1) * per] for g in range(groups)]
+        s = acc.setdefault(name, {"grams": [np.zeros_like(gram) for gram in grams], "rows": 0})
+        for total, gram in zip(s["grams"], grams):
+            total += gram
+        s["rows"] += x.shape[0]
 
-    handles = [get_layer(model, n).register_forward_pre_hook(hook_for(n, get_layer(model, n))) for n in names]
-    was_training = model.training
-    model.eval()
-    try:
-        with paddle.no_grad():
-            for start in range(0, len(images), batch_size):
-                model(paddle.to_tensor(images[start:start + batch_size]))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    run_with_hooks(model, names, images, seen, inputs=True, batch_size=batch_size)
     return {n: [g / s["rows"] for g in s["grams"]] for n, s in acc.items()}
 
 
