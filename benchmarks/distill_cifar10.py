@@ -257,13 +257,15 @@ def render(path: str) -> None:
     result["summary"] = summarise(result.get("runs", []))
     print("| student | arm | top-1 mean ± std (n) | range | vs alone | train img/s (without teacher) |")
     print("|---|---|---|---|---|---|")
-    order = {"alone": 0, "kd": 1, "dkd": 2, "dml": 3}
+    order = {"alone": 0, "kd": 1, "dkd": 2, "dkd_warmup": 3, "dml": 4}
+    warmup = sorted({r["dkd_warmup_epochs"] for r in result["runs"] if "dkd_warmup_epochs" in r})
+    labels = {"dkd_warmup": f"dkd, warm-up {'/'.join(map(str, warmup))} ep."} if warmup else {}
     for row in sorted(result["summary"], key=lambda r: (r["student"], order.get(r["arm"], 9))):
         std = f"{row['std']:.2f}" if row["std"] is not None else "-"
         gain = f"{row['gain_vs_alone']:+.2f}" if "gain_vs_alone" in row else ""
         without = row.get("train_images_per_s_without_teacher")
         speed = f"{row['train_images_per_s']:.0f}" + (f" ({without:.0f})" if without is not None else "")
-        print(f"| `{row['student']}` | {row['arm']} | {row['mean']:.2f} ± {std} ({row['n']}) | "
+        print(f"| `{row['student']}` | {labels.get(row['arm'], row['arm'])} | {row['mean']:.2f} ± {std} ({row['n']}) | "
               f"{row['min']:.2f}-{row['max']:.2f} | {gain} | {speed} |")
 
 
