@@ -162,9 +162,10 @@ def _fine_tune(args, arch_file: str, weights: str, name: str) -> dict:
 def markdown(result: dict) -> str:
     """The table docs/compression.md shows, from a result JSON."""
     size = result["size"]
-    lines = [f"| variant | layers changed | params | MAdds {size}x{size} | MAdds 32x32 | file bytes | "
-             f"latency b1 / b8 (ms) | speed-up b1 / b8 | top-1 before / after / fine-tuned |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    both = size != 32  # a run at 32x32 has one MAdds column
+    lines = [f"| variant | layers changed | params | MAdds {size}x{size} | " + ("MAdds 32x32 | " if both else "")
+             + "file bytes | latency b1 / b8 (ms) | speed-up b1 / b8 | top-1 before / after / fine-tuned |",
+             "|---|---|---|---|---|---|---|---|" + ("---|" if both else "")]
     for r in result["rows"]:
         size_text = f"{r['file_bytes']:,}"
         if "pq_file_bytes" in r:
@@ -177,8 +178,9 @@ def markdown(result: dict) -> str:
             top = " / ".join("-" if r.get(k) is None else f"{r[k]:.2f}" for k in ("top1_before", "top1_fine_tuned"))
             top = top.replace(" / ", " / - / ") if r.get("top1_before") is not None else "-"
         lat, sp = r["latency_ms"], r["speedup"]
+        madds_32 = ('-' if r['madds_32'] is None else format(r['madds_32'], ',')) + " | " if both else ""
         lines.append(f"| {r['variant']} | {r.get('layers_changed', '-')} | {r['params']:,} | {r[f'madds_{size}']:,} | "
-                     f"{'-' if r['madds_32'] is None else format(r['madds_32'], ',')} | {size_text} | {lat['batch1']:.1f} / {lat['batch8']:.1f} | "
+                     f"{madds_32}{size_text} | {lat['batch1']:.1f} / {lat['batch8']:.1f} | "
                      f"{sp['batch1']:.2f}x / {sp['batch8']:.2f}x | {top} |")
     return "\n".join(lines)
 
