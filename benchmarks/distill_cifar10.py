@@ -210,7 +210,7 @@ def main():
     if result.get("settings") not in (None, settings):
         sys.exit(f"error: {args.json} holds runs with other settings ({result['settings']}); use another --json")
     result["settings"] = settings
-    needs_teacher = args.teacher_only or any(a in ("kd", "dkd") for a in args.arms)
+    needs_teacher = args.teacher_only or any(a != "alone" and a != "dml" for a in args.arms)  # the teacher arms
     weights = None
     if needs_teacher:
         weights = args.teacher_weights or train_teacher(args, train_list)
