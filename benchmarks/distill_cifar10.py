@@ -90,7 +90,8 @@ def data_overrides(args, train_list: str) -> list:
 
 
 def run_one(args, arm: str, student: str, seed: int, train_list: str, teacher_weights: str) -> dict:
-    out = os.path.join(args.output, arm, student, f"seed{seed}")
+    folder = f"{arm}{args.dkd_warmup_epochs}" if arm == "dkd_warmup" else arm  # one folder per warm-up length
+    out = os.path.join(args.output, folder, student, f"seed{seed}")
     common = data_overrides(args, train_list) + [f"Global.epochs={args.epochs}", f"Global.seed={seed}",
                                                  f"Global.eval_interval={args.epochs}", f"Global.output_dir={out}"]
     if arm == "alone":
@@ -232,6 +233,10 @@ def main():
         write(result, args.json)
         print(f"teacher {args.teacher}: test top-1 {result['teacher']['top1']:.2f} % ({weights})")
         return 0
+    warmups = {r["dkd_warmup_epochs"] for r in result["runs"] if "dkd_warmup_epochs" in r}
+    if "dkd_warmup" in args.arms and warmups - {args.dkd_warmup_epochs}:
+        sys.exit(f"error: {args.json} holds dkd_warmup runs with --dkd-warmup-epochs {sorted(warmups)}; "
+                 f"use another --json for {args.dkd_warmup_epochs}")
     done = {(r["arm"], r["student"], r["seed"]) for r in result["runs"]}
     for seed in args.seeds:  # seed outermost: a load change or a stop hits every arm alike
         for student in args.students:
@@ -259,7 +264,7 @@ def render(path: str) -> None:
     print("|---|---|---|---|---|---|")
     order = {"alone": 0, "kd": 1, "dkd": 2, "dkd_warmup": 3, "dml": 4}
     warmup = sorted({r["dkd_warmup_epochs"] for r in result["runs"] if "dkd_warmup_epochs" in r})
-    labels = {"dkd_warmup": f"dkd, warm-up {'/'.join(map(str, warmup))} ep."} if warmup else {}
+    labels = {"dkd_warmup": f"dkd, warm-up {warmup[0]} ep."} if warmup else {}
     for row in sorted(result["summary"], key=lambda r: (r["student"], order.get(r["arm"], 9))):
         std = f"{row['std']:.2f}" if row["std"] is not None else "-"
         gain = f"{row['gain_vs_alone']:+.2f}" if "gain_vs_alone" in row else ""
@@ -295,6 +300,9 @@ def combine(paths: list, out) -> int:
             merged["teacher"] = part["teacher"]
         seen = {(r["arm"], r["student"], r["seed"]) for r in merged["runs"]}
         merged["runs"] += [r for r in part["runs"] if (r["arm"], r["student"], r["seed"]) not in seen]
+    warmups = {r["dkd_warmup_epochs"] for r in merged["runs"] if "dkd_warmup_epochs" in r}
+    if len(warmups) > 1:
+        sys.exit(f"error: the files hold dkd_warmup runs of different warm-ups ({sorted(warmups)}); combine them apart")
     merged["summary"] = summarise(merged["runs"])
     write(merged, out)
     report(merged)

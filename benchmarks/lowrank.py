@@ -131,7 +131,7 @@ def _structure_only(model, method, layers, options, arch):
                 pq += small - rows * width * 4
                 changed.append({"layer": name})
             continue
-        ranks = choose_ranks(method, layer, name, **{k: v for k, v in options.items() if k != "calibration_images"})
+        ranks = choose_ranks(method, layer, name, **options)
         set_layer(model, name, METHODS[method].build(layer, ranks))
         changed.append({"layer": name, "ranks": ranks})
     if method != "pq":
@@ -243,11 +243,18 @@ def main():
                                                 "baseline")["top1"]
         print(f"baseline: top-1 {rows[0]['top1_before']:.2f}, {rows[0]['top1_fine_tuned']:.2f} fine-tuned", flush=True)
     for name, method, layers, options in variants:
+        if args.cost_only and layers == "auto":
+            print(f"{name}: skipped with --cost-only (its automatic plan reads the trained weights)", flush=True)
+            continue
         model = ppzoo.create_model(args.arch, num_classes=10, small_input=small)
         if not args.cost_only:
             load_weights(model, base_weights)
         model.eval()
-        t0 = time.perf_counter()
+        options = dict(options)
+        count = options.pop("calibration_images", 0)  # data-aware: training images, eval transforms
+        data = sample_images(_config(args, args.arch), count, key=f"{name}: calibration images") \
+            if count and not args.cost_only else None
+        t0 = time.perf_counter()  # decompose_s: the decomposition, not the loading of calibration images
         if args.cost_only:
             changed, pq_delta = _structure_only(model, method, layers, options, arch)
             prefix = os.path.join(args.work, name.replace(" ", "_").replace("+", "_"))
@@ -260,9 +267,6 @@ def main():
             rows.append(row)
             models[name] = model
             continue
-        options = dict(options)
-        count = options.pop("calibration_images", 0)  # data-aware: training images, eval transforms
-        data = sample_images(_config(args, args.arch), count, key=f"{name}: calibration images") if count else None
         if method == "pq":
             report = product_quantize(model, layers, arch=arch, data=data, **options)
         else:

@@ -78,6 +78,8 @@ def test_cp_contracts_the_mttkrp_and_leaves_tensorly_as_it_was():
     before = (tensorly.tenalg.get_backend(), backend.__dict__.get("einsum"))
     with _contracted_mttkrp(tensorly):
         assert tensorly.tenalg.get_backend() == "einsum"
+        einsum = backend.__dict__["einsum"].__func__  # the registered contraction, on numpy's optimal path
+        assert einsum.func is np.einsum and einsum.keywords == {"optimize": "optimal"}
         fast = tensorly.cp_to_tensor(parafac(block, rank=7, init="svd", n_iter_max=20, tol=0, random_state=0))
     assert (tensorly.tenalg.get_backend(), backend.__dict__.get("einsum")) == before
     np.testing.assert_allclose(fast, plain, rtol=1e-8, atol=1e-10)
@@ -130,7 +132,11 @@ def test_decompose_with_calibration_images_fits_the_model_responses():
 
     model = _mobilenet()
     images = np.random.default_rng(0).standard_normal([16, 3, 32, 32]).astype("float32")
+    model.train()
+    model.blocks[0].eval()  # a sublayer in its own mode keeps it
     stats = response_statistics(model, ["fc", "blocks.12.1.0"], images, batch_size=5)
+    assert model.training and not model.blocks[0].training and model.blocks[1].training
+    model.eval()
     assert stats["fc"]["rows"] == 16 and stats["blocks.12.1.0"]["rows"] == 16 * 4 * 4  # 4x4 maps
     assert stats["fc"]["moment"].shape == (10, 10)
     reference = paddle.to_tensor(images)
@@ -161,6 +167,12 @@ def test_pq_error_correction_lowers_the_output_error_and_never_raises_it():
         errors.append(pq_response_error(w, pq_decode(c, b), [gram]))
     assert all(e2 <= e1 + 1e-9 for e1, e2 in zip(errors, errors[1:])), errors  # coordinate descent
     assert errors[-1] < 0.8 * start
+    dead = gram.copy()
+    dead[0, :] = dead[:, 0] = 0  # an input that never varies: G is singular, ridge 0 still works
+    c, b = pq_refine(w, codes, books, [dead], sweeps=1, ridge=0.0)
+    assert np.isfinite(b).all()
+    with pytest.raises(ValueError, match="ridge must be >= 0"):
+        pq_refine(w, codes, books, [gram], ridge=-1.0)
     c, b = pq_refine(w, codes, books, [gram], ridge=1e6)  # a huge ridge: back to the weight error
     assert np.linalg.norm(w - pq_decode(c, b)) <= np.linalg.norm(w - pq_decode(codes, books)) + 1e-6
 
@@ -189,7 +201,8 @@ def test_product_quantize_with_calibration_images_corrects_grouped_convs(tmp_pat
     images = np.random.default_rng(0).standard_normal([8, 3, 32, 32]).astype("float32")
     report = product_quantize(model, ["stages.2.3.*"], subvector=2, codebook=16, arch=arch, data=images)
     grouped = [r for r in report.layers if getattr(get_layer(model, r.layer), "_groups", 1) > 1]
-    assert grouped and all(r.response_error[1] <= r.response_error[0] + 1e-9 for r in report.layers)
+    # the ridged objective is the one guaranteed not to rise; the output error falls overall
+    assert grouped and sum(r.response_error[1] for r in report.layers) < sum(r.response_error[0] for r in report.layers)
     assert any(r.response_error[1] < 0.95 * r.response_error[0] for r in grouped)
     size = save_pq(model, str(tmp_path / "m"))  # the corrected weights still lie on their codebooks
     state = load_pq(str(tmp_path / "m.pq.npz"))

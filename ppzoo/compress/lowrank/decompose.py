@@ -243,18 +243,22 @@ def run_with_hooks(model: nn.Layer, names: Sequence[str], images: np.ndarray, se
             return lambda layer, args: seen(name, layer, args[0].numpy().astype("float64"))
         return lambda layer, args, output: seen(name, layer, output.numpy().astype("float64"))
 
-    handles = [(get_layer(model, n).register_forward_pre_hook if inputs else
-                get_layer(model, n).register_forward_post_hook)(hook_for(n)) for n in names]
-    was_training = model.training
-    model.eval()
+    layers = [get_layer(model, n) for n in names]
+    modes = [(layer, layer.training) for layer in model.sublayers(include_self=True)]
+    handles = []
     try:
+        for name, layer in zip(names, layers):
+            register = layer.register_forward_pre_hook if inputs else layer.register_forward_post_hook
+            handles.append(register(hook_for(name)))
+        model.eval()
         with paddle.no_grad():
             for start in range(0, len(images), batch_size):
                 model(paddle.to_tensor(images[start:start + batch_size]))
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
+        for layer, training in modes:  # each sublayer's own mode back (a frozen BN stays in eval)
+            layer.training = training
 
 
 def response_statistics(model: nn.Layer, names: Sequence[str], images: np.ndarray, batch_size: int = 64) -> dict:
@@ -263,8 +267,9 @@ def response_statistics(model: nn.Layer, names: Sequence[str], images: np.ndarra
     mode: ``{name: {"mean": [out], "moment": [out, out], "rows": int}}`` (float64)."""
     sums = {}
 
-    def seen(name, layer, y):
-        y = y.reshape(-1, y.shape[-1]) if y.ndim == 2 else y.transpose(0, 2, 3, 1).reshape(-1, y.shape[1])
+    def seen(name, layer, y):  # rows of output features: a Linear's last axis, a conv's channels per pixel
+        y = y.reshape(-1, y.shape[-1]) if isinstance(layer, nn.Linear) else \
+            y.transpose(0, 2, 3, 1).reshape(-1, y.shape[1])
         s = sums.setdefault(name, {"sum": np.zeros(y.shape[1]), "moment": np.zeros((y.shape[1],) * 2), "rows": 0})
         s["sum"] += y.sum(0)
         s["moment"] += y.T @ y

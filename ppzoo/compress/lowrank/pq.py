@@ -27,6 +27,7 @@ import paddle.nn as nn
 from ...utils.fileio import atomic_write
 from ..base import add_pass
 from .decompose import PASS_NAME, get_layer, run_with_hooks, select_layers
+from .factorize import NotFactorizable, conv_geometry
 
 __all__ = ["product_quantize", "pq_encode", "pq_decode", "pq_refine", "pq_response_error", "input_moments", "pq_bytes",
            "save_pq", "load_pq", "freeze_quantized", "PQLayerReport", "PQReport", "PQ_SUFFIX"]
@@ -142,8 +143,9 @@ def pq_refine(matrix: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, gram
     others fixed, the objective is a k-means in the metric G_mm of targets shifted by the
     other sub-spaces' errors (t_j = w_j + G_mm^-1 z_j, z_j the cross terms), solved by ``lloyd``
     Lloyd iterations (assignment in that metric, then the closed-form centroids); ``sweeps``
-    passes over all sub-spaces. Every step minimises the objective exactly in its variables, so
-    it never rises. Grouped 1x1 convs have one G per group of output units (``grams``).
+    passes over all sub-spaces. Every step minimises the (ridged) objective exactly in its
+    variables, so that objective never rises; the unridged output error usually falls with it
+    but is not guaranteed to. Grouped 1x1 convs have one G per group of output units (``grams``).
 
     Args:
         matrix (np.ndarray): the weight [rows, width] (a row per output unit).
@@ -162,6 +164,8 @@ def pq_refine(matrix: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, gram
     Returns:
         (codes, codebooks), same shapes and dtypes.
     """
+    if ridge < 0:
+        raise ValueError(f"pq_refine: ridge must be >= 0, got {ridge}")
     w = np.asarray(matrix, dtype="float64")
     rows, width = w.shape
     m, k, d = codebooks.shape
@@ -182,7 +186,7 @@ def pq_refine(matrix: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, gram
             for g in range(groups):
                 r = slice(g * per, (g + 1) * per)
                 z[r] = h[r, cols] - delta[r, cols] @ grams[g][cols, cols]
-                t[r] = w[r, cols] + np.linalg.solve(blocks[g], z[r].T).T
+                t[r] = w[r, cols] + z[r] @ np.linalg.pinv(blocks[g], hermitian=True)
             book, code = books[i], codes[i].astype("int64")
             for _ in range(lloyd):
                 cost = np.empty([rows, k])
@@ -199,7 +203,7 @@ def pq_refine(matrix: np.ndarray, codes: np.ndarray, codebooks: np.ndarray, gram
                     np.add.at(sums, code[r], t[r])
                     b += sums @ blocks[g]  # blocks are symmetric
                 used = np.flatnonzero(a[:, 0, 0] > 0)  # an empty cluster keeps its centroid
-                book[used] = np.linalg.solve(a[used], b[used][..., None])[..., 0]
+                book[used] = (np.linalg.pinv(a[used], hermitian=True) @ b[used][..., None])[..., 0]
             new = book[code]
             change = (w[:, cols] - new) - delta[:, cols]
             delta[:, cols] += change
@@ -218,7 +222,9 @@ def input_moments(model: nn.Layer, names: Sequence[str], images: np.ndarray, bat
 
     def seen(name, layer, x):
         groups = 1
-        if isinstance(layer, nn.Conv2D):
+        if isinstance(layer, nn.Linear):
+            x = x.reshape(-1, x.shape[-1])
+        else:
             pad = [int(p) for p in layer._updated_padding]
             pad = (pad[0], pad[0], pad[1], pad[1]) if len(pad) == 2 else tuple(pad)
             if any(pad):
@@ -284,8 +290,21 @@ def product_quantize(model: nn.Layer, layers: Union[str, Sequence[str], None] = 
     names = [n for n, l in model.named_sublayers() if isinstance(l, (nn.Linear, nn.Conv2D))] if auto else \
         select_layers(model, layers, f"{where}.layers")
     report, say = PQReport(), log or (lambda line: None)
-    moments = input_moments(model, [n for n in names if _takes(get_layer(model, n)) is None], data) \
-        if data is not None else {}  # one pass of the unquantized model
+    moments = {}
+    if data is not None:  # one pass of the unquantized model
+        correct = []
+        for n in names:
+            layer = get_layer(model, n)
+            if _takes(layer) is not None:
+                continue
+            if isinstance(layer, nn.Conv2D):
+                try:
+                    conv_geometry(layer)
+                except NotFactorizable as e:
+                    say(f"{n}: no error correction ({e})")
+                    continue
+            correct.append(n)
+        moments = input_moments(model, correct, data)
     for name in names:
         layer = get_layer(model, name)
         reason = _takes(layer)
