@@ -45,31 +45,26 @@ from ppzoo.utils.weights import load_weights  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CIFAR = os.environ.get("PPZOO_CIFAR10", os.path.join(ROOT, "..", "shared", "datasets", "cifar10"))
 
+
+def _alexnet(conv2_5):
+    """AlexNet's variants, given the layer names of conv2-5 (they differ between layouts)."""
+    return [
+        ("svd fc6+fc7 rank 256", "svd", ["pre_logits.*"], {"rank": 256}),
+        ("svd fc6+fc7 ratio 0.2", "svd", ["pre_logits.*"], {"ratio": 0.2}),
+        ("svd fc6+fc7 ratio 0.2 data-aware", "svd", ["pre_logits.*"], {"ratio": 0.2, "calibration_images": 512}),
+        ("tucker2 conv2-5 ratio 0.33", "tucker2", list(conv2_5), {"ratio": 0.33}),
+        ("cp conv3-5 ratio 0.33", "cp", list(conv2_5[1:]), {"ratio": 0.33}),
+        ("pq fc6-8 d4 K256", "pq", ["pre_logits.*", "fc"], {"subvector": 4, "codebook": 256}),
+        ("pq fc6-8 d4 K256 data-aware", "pq", ["pre_logits.*", "fc"],
+         {"subvector": 4, "codebook": 256, "calibration_images": 512}),
+    ]
+
+
 # variant name -> (method, layers, options): what the issue asks per family (the first key
 # an architecture name starts with)
 PRESETS = {
-    "alexnet_single": [  # the single tower: conv2-5 are features.3, 6, 8, 10
-        ("svd fc6+fc7 rank 256", "svd", ["pre_logits.*"], {"rank": 256}),
-        ("svd fc6+fc7 ratio 0.2", "svd", ["pre_logits.*"], {"ratio": 0.2}),
-        ("svd fc6+fc7 ratio 0.2 data-aware", "svd", ["pre_logits.*"], {"ratio": 0.2, "calibration_images": 512}),
-        ("tucker2 conv2-5 ratio 0.33", "tucker2", ["features.3", "features.6", "features.8", "features.10"],
-         {"ratio": 0.33}),
-        ("cp conv3-5 ratio 0.33", "cp", ["features.6", "features.8", "features.10"], {"ratio": 0.33}),
-        ("pq fc6-8 d4 K256", "pq", ["pre_logits.*", "fc"], {"subvector": 4, "codebook": 256}),
-        ("pq fc6-8 d4 K256 data-aware", "pq", ["pre_logits.*", "fc"],
-         {"subvector": 4, "codebook": 256, "calibration_images": 512}),
-    ],
-    "alexnet": [
-        ("svd fc6+fc7 rank 256", "svd", ["pre_logits.*"], {"rank": 256}),
-        ("svd fc6+fc7 ratio 0.2", "svd", ["pre_logits.*"], {"ratio": 0.2}),
-        ("svd fc6+fc7 ratio 0.2 data-aware", "svd", ["pre_logits.*"], {"ratio": 0.2, "calibration_images": 512}),
-        ("tucker2 conv2-5 ratio 0.33", "tucker2", ["features.4", "features.8", "features.10", "features.12"],
-         {"ratio": 0.33}),
-        ("cp conv3-5 ratio 0.33", "cp", ["features.8", "features.10", "features.12"], {"ratio": 0.33}),
-        ("pq fc6-8 d4 K256", "pq", ["pre_logits.*", "fc"], {"subvector": 4, "codebook": 256}),
-        ("pq fc6-8 d4 K256 data-aware", "pq", ["pre_logits.*", "fc"],
-         {"subvector": 4, "codebook": 256, "calibration_images": 512}),
-    ],
+    "alexnet_single": _alexnet(["features.3", "features.6", "features.8", "features.10"]),  # the single tower
+    "alexnet": _alexnet(["features.4", "features.8", "features.10", "features.12"]),  # two towers (groups = 2)
     "mobilenet_v1": [
         ("svd classifier rank 4", "svd", ["fc"], {"rank": 4}),
         ("svd classifier rank 4 data-aware", "svd", ["fc"], {"rank": 4, "calibration_images": 512}),
